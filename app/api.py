@@ -1,0 +1,65 @@
+"""Operator endpoints: delivery records, health, readiness, metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from app import deliveries
+from app.db.session import get_engine
+from bots import messages
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+@router.get("/api/deliveries/{guid}")
+def get_delivery(guid: str) -> dict[str, Any]:
+    record = deliveries.get_by_guid(guid)
+    if record is None:
+        raise HTTPException(status_code=404, detail=messages.DELIVERY_NOT_FOUND)
+    return record
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(response: Response) -> dict[str, str]:
+    checks = {"database": _database_ready(), "broker": _broker_ready()}
+    if not all(value == "ok" for value in checks.values()):
+        response.status_code = 503
+    return checks
+
+
+def _database_ready() -> str:
+    try:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        log.warning("readiness: database unreachable: %s", type(exc).__name__)
+        return "unreachable"
+    return "ok"
+
+
+def _broker_ready() -> str:
+    from workers.celery_app import celery_app
+
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:
+        log.warning("readiness: broker unreachable: %s", type(exc).__name__)
+        return "unreachable"
+    return "ok"
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

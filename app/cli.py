@@ -1,0 +1,184 @@
+"""The `labbot` command line."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+
+import click
+
+from app.config import DEVELOPMENT_WEBHOOK_SECRET, ConfigError, Environment, Settings, get_settings
+from bots import messages
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        settings = get_settings()
+        settings.check_safe_to_start()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings
+
+
+def _redact(url: str) -> str:
+    """A URL fit for a terminal or a log: no password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """labbot: the GitHub service around an InstructLab taxonomy repository.
+
+    Settings come from LABBOT_* environment variables or a .env file (see README).
+    """
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default: LABBOT_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: LABBOT_PORT, 8000).")
+@click.option("--workers", type=int, default=None, help="API processes (default: LABBOT_API_WORKERS).")
+@click.option(
+    "--worker/--no-worker",
+    "with_worker",
+    default=None,
+    help="Also run a Celery worker as a child process (default: on for the embedded SQLite broker).",
+)
+def serve(host: str | None, port: int | None, workers: int | None, with_worker: bool | None) -> None:
+    """Run the API, webhook endpoint and dashboard.
+
+    With no configuration this is a complete service: SQLite under ./var (migrated on start),
+    Celery on an SQLite broker, and a worker started beside the API.
+    """
+    import uvicorn
+
+    settings = _settings_or_exit()
+    host = host or settings.host
+    port = port or settings.port
+    if settings.environment is Environment.development and not settings.webhook_secret:
+        click.echo(messages.CLI_DEV_SECRET_NOTICE.format(secret=DEVELOPMENT_WEBHOOK_SECRET))
+    if settings.uses_embedded_storage:
+        from app.db.migrate import upgrade
+
+        upgrade(settings.database_url)
+    if with_worker if with_worker is not None else settings.embedded_worker:
+        _start_child_worker()
+    click.echo(
+        messages.CLI_SERVING.format(
+            host=host,
+            port=port,
+            database=_redact(settings.database_url),
+            broker=_redact(settings.broker_url),
+        )
+    )
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers or settings.api_workers,
+        log_config=None,
+        access_log=False,
+    )
+
+
+def _start_child_worker() -> None:
+    child = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=os.environ.copy())
+
+    def stop_child() -> None:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)  # warm shutdown: unacked messages go back
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    atexit.register(stop_child)
+
+
+@main.command()
+@click.option(
+    "--queues",
+    "-Q",
+    default="events,triage",
+    show_default=True,
+    help="Comma-separated queues to consume: events, triage, sdg, train, eval.",
+)
+@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes (default: CPU count).")
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "solo", "threads"]),
+    default="prefork",
+    show_default=True,
+    help="Celery execution pool.",
+)
+@click.option("--name", default=None, help="Worker node name (default: labbot-<queues>@<host>).")
+def worker(queues: str, concurrency: int | None, pool: str, name: str | None) -> None:
+    """Run a Celery worker consuming the given queues."""
+    from workers.celery_app import ALL_QUEUES, celery_app
+
+    settings = _settings_or_exit()
+    wanted = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(wanted) - set(ALL_QUEUES))
+    if unknown:
+        raise click.BadParameter(f"unknown queue(s): {', '.join(unknown)}", param_hint="--queues")
+    if settings.broker_url.startswith("sqla+"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        "worker",
+        "--queues",
+        ",".join(wanted),
+        "--pool",
+        pool,
+        "--hostname",
+        name or f"labbot-{'-'.join(wanted)}@%h",
+        "--loglevel",
+        settings.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    celery_app.worker_main(argv=argv)
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(revision: str) -> None:
+    """Apply Alembic migrations to LABBOT_DATABASE_URL."""
+    from app.db.migrate import upgrade
+
+    upgrade(get_settings().database_url, revision)
+    click.echo(messages.CLI_MIGRATED)
+
+
+@main.command("verify-app")
+def verify_app_command() -> None:
+    """Check the configured GitHub App's permissions and events; say what is missing."""
+    from app.github.verify import verify_app
+
+    report = verify_app(get_settings())
+    click.echo(report.render())
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.group()
+def dev() -> None:
+    """Tools for trying labbot locally."""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Typed settings, read from the environment (prefix ``LABBOT_``) and an optional ``.env`` file.
+
+With no configuration at all labbot runs on its embedded default: SQLite under ``./var`` and
+Celery's SQLAlchemy transport on another SQLite file, so no server is needed. Production sets
+``LABBOT_DATABASE_URL`` (PostgreSQL) and ``LABBOT_BROKER_URL`` (Redis).
+"""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values people paste from examples; outside development they are refused like a missing secret.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "secret", "placeholder", "xxx", "todo", "development", "test"}
+)
+
+
+# Used only in development when no secret is set, so a fresh clone can be tried at once.
+# Outside development a missing secret stops the service from starting.
+DEVELOPMENT_WEBHOOK_SECRET = "labbot-development-secret"
+
+
+class Environment(enum.StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unsafe; the message names the setting."""
+
+
+def _is_placeholder(secret: SecretStr | None) -> bool:
+    if secret is None:
+        return True
+    value = secret.get_secret_value().strip()
+    return value.lower() in PLACEHOLDER_SECRETS or value.startswith("<") or "replace" in value.lower()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LABBOT_", env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.development
+    data_dir: Path = Field(Path("var"), description="Where the embedded default keeps its files.")
+
+    # Storage and queue. Empty means the embedded default under data_dir.
+    database_url: str = Field("", description="SQLAlchemy URL; default sqlite under data_dir.")
+    broker_url: str = Field("", description="Celery broker URL; default sqla+sqlite under data_dir.")
+    embedded_worker: bool | None = Field(
+        None, description="Start a worker beside `labbot serve`; default: on for the SQLite broker."
+    )
+
+    # HTTP service.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_workers: int = Field(1, ge=1, description="uvicorn worker processes for `labbot serve`.")
+    public_url: str = Field("http://127.0.0.1:8000", description="Base URL for links on GitHub.")
+
+    # Webhooks.
+    webhook_secret: SecretStr | None = None
+    webhook_secret_previous: SecretStr | None = Field(
+        None, description="Also accepted while the webhook secret is being rotated."
+    )
+    webhook_max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    sweep_interval_seconds: float = Field(10.0, gt=0, description="How often stuck deliveries are re-enqueued.")
+    sweep_grace_seconds: float = Field(
+        10.0, ge=0, description="A delivery still 'received' after this long is re-enqueued."
+    )
+    processing_lease_seconds: float = Field(
+        900.0, gt=0, description="A delivery 'processing' longer than this is assumed lost."
+    )
+    enqueue_timeout_seconds: float = Field(2.0, gt=0, description="Bound on a broker publish.")
+
+    # GitHub.
+    github_api_url: str = "https://api.github.com"
+    github_app_id: int | None = None
+    github_app_slug: str = Field("labbot", description="The App's slug; its bot login is <slug>[bot].")
+    github_private_key: SecretStr | None = Field(None, description="The App's PEM private key.")
+    github_private_key_path: Path | None = Field(None, description="Or a file holding it.")
+    github_token: SecretStr | None = Field(None, description="Plain token mode (one repository).")
+    github_max_rate_limit_wait_seconds: float = Field(
+        120.0, ge=0, description="Longest sleep for a rate limit before giving up."
+    )
+    github_write_interval_seconds: float = Field(
+        1.0, ge=0, description="Minimum spacing between write requests (secondary limits)."
+    )
+    github_timeout_seconds: float = Field(15.0, gt=0)
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _fill_embedded_defaults(self) -> Settings:
+        data_dir = self.data_dir.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{data_dir / 'labbot.db'}"
+        if not self.broker_url:
+            # Four slashes: an absolute path (three would be relative and fail in a worker).
+            self.broker_url = f"sqla+sqlite:///{data_dir / 'broker.db'}"
+        if self.embedded_worker is None:
+            self.embedded_worker = self.broker_url.startswith("sqla+")
+        return self
+
+    @property
+    def uses_embedded_storage(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def private_key_pem(self) -> str | None:
+        if self.github_private_key is not None:
+            return self.github_private_key.get_secret_value()
+        if self.github_private_key_path is not None:
+            return self.github_private_key_path.read_text()
+        return None
+
+    def effective_webhook_secrets(self) -> list[bytes]:
+        secrets = [
+            s.get_secret_value().encode()
+            for s in (self.webhook_secret, self.webhook_secret_previous)
+            if s is not None and s.get_secret_value()
+        ]
+        if not secrets and self.environment is Environment.development:
+            return [DEVELOPMENT_WEBHOOK_SECRET.encode()]
+        return secrets
+
+    def check_safe_to_start(self) -> None:
+        """Refuse to run outside development with missing or placeholder secrets."""
+        if self.environment is Environment.development:
+            return
+        if _is_placeholder(self.webhook_secret):
+            raise ConfigError(
+                "LABBOT_WEBHOOK_SECRET is missing or a placeholder; set it to the GitHub App's "
+                "webhook secret (for example: python -c 'import secrets; print(secrets.token_hex(32))')."
+            )
+        if self.webhook_secret_previous is not None and _is_placeholder(self.webhook_secret_previous):
+            raise ConfigError("LABBOT_WEBHOOK_SECRET_PREVIOUS is a placeholder; unset it or set the old secret.")
+        has_app = self.github_app_id is not None
+        if has_app and self.github_private_key is not None and _is_placeholder(self.github_private_key):
+            raise ConfigError("LABBOT_GITHUB_PRIVATE_KEY is a placeholder; set the App's PEM private key.")
+        if has_app and self.private_key_pem() is None:
+            raise ConfigError(
+                "LABBOT_GITHUB_APP_ID is set but LABBOT_GITHUB_PRIVATE_KEY (or _PATH) is missing."
+            )
+        if not has_app and _is_placeholder(self.github_token):
+            raise ConfigError(
+                "No GitHub credentials: set LABBOT_GITHUB_APP_ID with LABBOT_GITHUB_PRIVATE_KEY, "
+                "or LABBOT_GITHUB_TOKEN for a single repository."
+            )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

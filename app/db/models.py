@@ -1,0 +1,260 @@
+"""SQLAlchemy 2.0 typed models. The database is the source of truth for deliveries and jobs;
+the broker only carries ids. Alembic migrations in ``migrations/`` must match these models
+(``tests/test_migrations.py`` fails on drift).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[str]: JSON}
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as strings (no native PG enum): adding a state later is a plain migration.
+    return Enum(cls, name=name, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class DeliveryStatus(enum.StrEnum):
+    received = "received"  # recorded; not yet handed to the broker (the sweeper retries these)
+    queued = "queued"  # published to the broker
+    processing = "processing"  # claimed by a worker
+    processed = "processed"
+    ignored = "ignored"  # known event we do not act on, or an unknown one
+    failed = "failed"  # a handler raised; a redelivery of the same GUID retries it
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(64), unique=True)
+    event: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(64))
+    installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    repository: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    # The raw signed body, kept as received: handlers parse only the fields they use.
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    handler_seconds: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_deliveries_status_received_at", "status", "received_at"),)
+
+
+class Installation(Base):
+    __tablename__ = "installations"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_login: Mapped[str] = mapped_column(String(100))
+    account_type: Mapped[str] = mapped_column(String(20), default="User")
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Repository(Base):
+    __tablename__ = "repositories"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    full_name: Mapped[str] = mapped_column(String(200), unique=True)
+    installation_id: Mapped[int | None] = mapped_column(ForeignKey("installations.id"))
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PullRequest(Base):
+    __tablename__ = "pull_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    author: Mapped[str] = mapped_column(String(100))
+    author_association: Mapped[str | None] = mapped_column(String(40))
+    head_sha: Mapped[str] = mapped_column(String(40))
+    base_ref: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(10), default="open")
+    draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    merged: Mapped[bool] = mapped_column(Boolean, default=False)
+    labels: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    repository: Mapped[Repository] = relationship(lazy="raise")
+
+    __table_args__ = (UniqueConstraint("repository_id", "number", name="uq_pull_requests_repo_number"),)
+
+
+class RunStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    superseded = "superseded"  # a newer head SHA arrived; never posted as current
+
+
+class TriageRun(Base):
+    __tablename__ = "triage_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pull_request_id: Mapped[int] = mapped_column(ForeignKey("pull_requests.id"))
+    head_sha: Mapped[str] = mapped_column(String(40))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"))
+    conclusion: Mapped[str | None] = mapped_column(String(20))
+    check_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    summary: Mapped[str | None] = mapped_column(Text)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    findings: Mapped[list[TriageFinding]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", lazy="raise"
+    )
+
+    __table_args__ = (Index("ix_triage_runs_pr_sha", "pull_request_id", "head_sha"),)
+
+
+class TriageFinding(Base):
+    __tablename__ = "triage_findings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    triage_run_id: Mapped[int] = mapped_column(ForeignKey("triage_runs.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(1000))
+    rule: Mapped[str] = mapped_column(String(80))
+    severity: Mapped[str] = mapped_column(String(10))
+    line: Mapped[int] = mapped_column(Integer, default=1)
+    column: Mapped[int] = mapped_column(Integer, default=1)
+    message: Mapped[str] = mapped_column(Text)
+    hint: Mapped[str | None] = mapped_column(Text)
+
+    run: Mapped[TriageRun] = relationship(back_populates="findings", lazy="raise")
+
+
+class JobKind(enum.StrEnum):
+    triage = "triage"
+    precheck = "precheck"
+    sdg = "sdg"
+    train = "train"
+    bench = "bench"
+
+
+class JobState(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[JobKind] = mapped_column(_enum(JobKind, "job_kind"))
+    state: Mapped[JobState] = mapped_column(_enum(JobState, "job_state"))
+    repository_id: Mapped[int | None] = mapped_column(ForeignKey("repositories.id"))
+    pull_request_id: Mapped[int | None] = mapped_column(ForeignKey("pull_requests.id"))
+    build_id: Mapped[int | None] = mapped_column(ForeignKey("builds.id"))
+    head_sha: Mapped[str | None] = mapped_column(String(40))
+    requested_by: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    log_path: Mapped[str | None] = mapped_column(String(1000))
+    artifacts_path: Mapped[str | None] = mapped_column(String(1000))
+    error: Mapped[str | None] = mapped_column(Text)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        Index("ix_jobs_state_kind", "state", "kind"),
+        Index("ix_jobs_pr_kind_sha", "pull_request_id", "kind", "head_sha"),
+    )
+
+
+class BuildState(enum.StrEnum):
+    pending = "pending"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Build(Base):
+    __tablename__ = "builds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    state: Mapped[BuildState] = mapped_column(_enum(BuildState, "build_state"))
+    base_model: Mapped[str | None] = mapped_column(String(500))
+    output_model: Mapped[str | None] = mapped_column(String(500))
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class BuildPullRequest(Base):
+    """The merged PRs a build contains."""
+
+    __tablename__ = "build_pull_requests"
+
+    build_id: Mapped[int] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True)
+    pull_request_id: Mapped[int] = mapped_column(ForeignKey("pull_requests.id"), primary_key=True)
+
+
+class BotComment(Base):
+    """The id of labbot's one sticky comment per (PR, purpose), so edits never duplicate it."""
+
+    __tablename__ = "bot_comments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id"))
+    pr_number: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(50))
+    comment_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("repository_id", "pr_number", "purpose", name="uq_bot_comments_purpose"),
+    )

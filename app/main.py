@@ -1,0 +1,59 @@
+"""The FastAPI application: webhook intake, operator API and the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from app import api, deliveries, webhooks
+from app.config import get_settings
+from app.dashboard import routes as dashboard
+from app.logs import configure_logging
+from app.metrics import register_collectors
+
+log = logging.getLogger(__name__)
+
+
+async def _sweep_forever(interval: float, grace: float, lease: float) -> None:
+    """Re-publish deliveries the broker did not take (it was down), so none is lost."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(deliveries.sweep, grace, lease)
+        except Exception as exc:  # the database may be briefly away; next round retries
+            log.warning("sweeper round failed: %s", type(exc).__name__)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    sweeper = asyncio.create_task(
+        _sweep_forever(
+            settings.sweep_interval_seconds,
+            settings.sweep_grace_seconds,
+            settings.processing_lease_seconds,
+        )
+    )
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    settings.check_safe_to_start()
+    configure_logging(settings.log_level)
+    register_collectors()
+    app = FastAPI(title="labbot", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    app.include_router(webhooks.router)
+    app.include_router(api.router)
+    app.include_router(dashboard.router)
+    return app

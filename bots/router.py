@@ -1,0 +1,9 @@
+"""Every bot behaviour's router, composed in one place. The webhook endpoint uses it as the
+allow-list of implemented (event, action) pairs; the worker uses it to dispatch."""
+
+from __future__ import annotations
+
+from bots import installations, pull_requests
+from bots.registry import Router
+
+router = Router(pull_requests.router, installations.router)

@@ -1,0 +1,73 @@
+"""Celery tasks. Each receives a database id and reloads everything it needs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from pydantic import ValidationError
+
+from app import deliveries
+from app.db.models import DeliveryStatus
+from app.logs import bound_delivery
+from bots.payloads import Payload
+from bots.registry import EventContext, Ignore
+from bots.router import router
+from workers.celery_app import EVENTS_QUEUE, celery_app
+
+log = logging.getLogger(__name__)
+
+
+@celery_app.task(name="labbot.process_delivery", queue=EVENTS_QUEUE)
+def process_delivery(delivery_id: int) -> None:
+    claimed = deliveries.claim(delivery_id)
+    if claimed is None:
+        log.info("delivery %s already taken or done; skipping", delivery_id)
+        return
+    with bound_delivery(claimed.guid):
+        started = time.perf_counter()
+        status, error = dispatch(claimed)
+        deliveries.finish(claimed.id, status, error, time.perf_counter() - started)
+        log.info(
+            "delivery %s %s.%s -> %s", claimed.id, claimed.event, claimed.action, status.value
+        )
+
+
+def dispatch(claimed: deliveries.Claimed) -> tuple[DeliveryStatus, str | None]:
+    """Run every handler for the delivery. A handler's error marks the delivery failed with
+    the error recorded (a redelivery retries it); nothing is dropped."""
+    handlers = router.handlers_for(claimed.event, claimed.action)
+    if not handlers:
+        return DeliveryStatus.ignored, None
+    try:
+        body = json.loads(claimed.body or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError("payload is not a JSON object")
+        payload = Payload.parse(body)
+    except (ValueError, ValidationError) as exc:
+        return DeliveryStatus.failed, f"unreadable payload: {_describe(exc)}"
+    ctx = EventContext(claimed.id, claimed.guid, claimed.event, claimed.action, payload)
+    errors: list[str] = []
+    ignored: list[str] = []
+    for handler in handlers:
+        try:
+            handler(ctx)
+        except Ignore as reason:
+            ignored.append(str(reason))
+        except Exception as exc:
+            log.exception("handler %s failed", handler.__name__)
+            errors.append(f"{handler.__module__}.{handler.__name__}: {_describe(exc)}")
+    if errors:
+        return DeliveryStatus.failed, "; ".join(errors)
+    if len(ignored) == len(handlers):
+        return DeliveryStatus.ignored, "; ".join(ignored) or None
+    return DeliveryStatus.processed, None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        # Field locations only: the values could be anything a sender put there.
+        fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
+        return f"missing or invalid fields: {fields}"
+    return f"{type(exc).__name__}: {exc}"
