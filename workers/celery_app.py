@@ -7,7 +7,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging, worker_process_init
 
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.logs import configure_logging
 
 # Queues by stage, so GPU workers subscribe only to the stage they serve.
@@ -18,10 +18,10 @@ CPU_QUEUES = (EVENTS_QUEUE, TRIAGE_QUEUE)
 ALL_QUEUES = (*CPU_QUEUES, *STAGE_QUEUES)
 
 
-def create_celery() -> Celery:
-    settings = get_settings()
-    celery = Celery("labbot", broker=settings.broker_url, include=["workers.tasks"])
+def configure_celery(celery: Celery, settings: Settings) -> None:
+    """Apply settings to the app; also used when settings change within a process (tests)."""
     celery.conf.update(
+        broker_url=settings.broker_url,
         task_default_queue=EVENTS_QUEUE,
         task_ignore_result=True,
         # A task is acknowledged after it ran; a worker killed mid-task leaves it to be
@@ -37,7 +37,9 @@ def create_celery() -> Celery:
         task_serializer="json",
         accept_content=["json"],
     )
-    return celery
+    # Connection and producer pools are bound to the broker they were made for.
+    celery._pool = None
+    celery.amqp._producer_pool = None
 
 
 def _transport_options(broker_url: str) -> dict[str, Any]:
@@ -70,4 +72,5 @@ def _fresh_connections(**_: Any) -> None:
     engine_for(get_settings().database_url).dispose(close=False)
 
 
-celery_app = create_celery()
+celery_app = Celery("labbot", include=["workers.tasks"])
+configure_celery(celery_app, get_settings())
