@@ -89,8 +89,21 @@ def serve(host: str | None, port: int | None, workers: int | None, with_worker: 
     )
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: Linux sends it SIGTERM when `labbot serve` exits, however
+    it exits (uvicorn re-raises SIGTERM after shutdown, so atexit alone is not enough)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _start_child_worker() -> None:
-    child = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=os.environ.copy())
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker"],
+        env=os.environ.copy(),
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+    )
 
     def stop_child() -> None:
         if child.poll() is None:

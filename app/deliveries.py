@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.db.models import Delivery, DeliveryStatus
@@ -56,67 +56,90 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> int | None:
+def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert rows whose GUID is new; returns {guid: id} of those inserted."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    # One statement compiled once; SQLAlchemy's "insertmanyvalues" sends the rows in batches.
     stmt = (
         dialect.insert(Delivery)
-        .values(**values)
         .on_conflict_do_nothing(index_elements=["guid"])
-        .returning(Delivery.id)
+        .returning(Delivery.guid, Delivery.id)
     )
-    return conn.execute(stmt).scalar_one_or_none()
+    return {guid: delivery_id for guid, delivery_id in conn.execute(stmt, rows)}
 
 
-def record(incoming: Incoming, status: DeliveryStatus) -> tuple[int, bool]:
-    """Store a delivery. Returns (id, needs_publish). A GUID seen before is not stored again;
-    it needs publishing only when its earlier attempt failed (a redelivery retries it)."""
-    now = _now()
-    with get_engine().begin() as conn:
-        new_id = _insert_ignoring_duplicates(
-            conn,
-            {
-                "guid": incoming.guid,
-                "event": incoming.event,
-                "action": incoming.action,
-                "installation_id": incoming.installation_id,
-                "repository": incoming.repository,
-                "status": status,
-                "attempts": 0,
-                "body": incoming.body,
-                "received_at": now,
-                "updated_at": now,
-                "finished_at": now if status is not DeliveryStatus.received else None,
-            },
-        )
-        if new_id is not None:
-            return new_id, status is DeliveryStatus.received
-        existing_id, existing_status = conn.execute(
-            select(Delivery.id, Delivery.status).where(Delivery.guid == incoming.guid)
-        ).one()
-        if existing_status is DeliveryStatus.failed:
-            retried = conn.execute(
-                update(Delivery)
-                .where(Delivery.id == existing_id, Delivery.status == DeliveryStatus.failed)
-                .values(status=DeliveryStatus.received, updated_at=now)
-            ).rowcount
-            return existing_id, retried == 1
+def _retry_if_failed(conn: Connection, guid: str, now: datetime) -> tuple[int, bool]:
+    """A GUID seen before: (id, whether to publish it again). Only a delivery whose earlier
+    attempt failed is tried again (GitHub's redelivery keeps the GUID)."""
+    existing_id, existing_status = conn.execute(
+        select(Delivery.id, Delivery.status).where(Delivery.guid == guid)
+    ).one()
+    if existing_status is not DeliveryStatus.failed:
         return existing_id, False
+    retried = conn.execute(
+        update(Delivery)
+        .where(Delivery.id == existing_id, Delivery.status == DeliveryStatus.failed)
+        .values(status=DeliveryStatus.received, updated_at=now)
+    ).rowcount
+    return existing_id, retried == 1
 
 
-def publish(delivery_id: int, guid: str) -> bool:
-    """Hand the id to the broker. False when the broker did not take it (the row stays
-    'received' and the sweeper publishes it later): an outage never loses a delivery."""
+def record_batch(items: list[tuple[Incoming, DeliveryStatus]]) -> list[tuple[int, bool]]:
+    """Store deliveries in one transaction. Returns (id, needs_publish) per item."""
+    now = _now()
+    rows = [
+        {
+            "guid": incoming.guid,
+            "event": incoming.event,
+            "action": incoming.action,
+            "installation_id": incoming.installation_id,
+            "repository": incoming.repository,
+            "status": status,
+            "attempts": 0,
+            "body": incoming.body,
+            "received_at": now,
+            "updated_at": now,
+            "finished_at": now if status is not DeliveryStatus.received else None,
+        }
+        for incoming, status in items
+    ]
+    results: list[tuple[int, bool]] = []
+    with get_engine().begin() as conn:
+        inserted = _insert_ignoring_duplicates(conn, rows)
+        for incoming, status in items:
+            new_id = inserted.pop(incoming.guid, None)  # pop: a GUID twice in one batch
+            if new_id is not None:
+                results.append((new_id, status is DeliveryStatus.received))
+            else:
+                results.append(_retry_if_failed(conn, incoming.guid, now))
+    return results
+
+
+def publish(deliveries: list[tuple[int, str]]) -> list[int]:
+    """Hand ids to the broker, in order, through one producer. Returns the ids the broker
+    took; on a broker failure the rest stay 'received' and the sweeper publishes them later,
+    so an outage never loses a delivery."""
+    from workers.celery_app import celery_app
     from workers.tasks import process_delivery
 
+    published: list[int] = []
     try:
-        process_delivery.apply_async(args=[delivery_id], task_id=guid, retry=False)
-    except Exception as exc:  # any broker failure: the row is safe, the sweeper retries
-        log.warning("broker did not take delivery %s: %s", delivery_id, type(exc).__name__)
-        return False
-    return True
+        with celery_app.producer_or_acquire() as producer:
+            for delivery_id, guid in deliveries:
+                process_delivery.apply_async(
+                    args=[delivery_id], task_id=guid, retry=False, producer=producer
+                )
+                published.append(delivery_id)
+    except Exception as exc:  # any broker failure: the rows are safe, the sweeper retries
+        log.warning(
+            "broker took %d of %d deliveries: %s", len(published), len(deliveries), type(exc).__name__
+        )
+    return published
 
 
-def mark_queued(delivery_id: int) -> None:
+def mark_queued(delivery_ids: list[int]) -> None:
+    if not delivery_ids:
+        return
     with get_engine().begin() as conn:
         if conn.dialect.name == "postgresql":
             # Losing this update in a crash only means the sweeper publishes again, which the
@@ -124,22 +147,31 @@ def mark_queued(delivery_id: int) -> None:
             conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
         conn.execute(
             update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.received)
+            .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.received)
             .values(status=DeliveryStatus.queued, updated_at=_now())
         )
 
 
-def take_in(incoming: Incoming, status: DeliveryStatus) -> tuple[int, Outcome]:
-    """Record, then publish after the commit. The whole acknowledgement path of the webhook."""
-    delivery_id, needs_publish = record(incoming, status)
-    if not needs_publish:
-        if status is DeliveryStatus.received:
-            return delivery_id, Outcome.duplicate
-        return delivery_id, Outcome(status.value)
-    if publish(delivery_id, incoming.guid):
-        mark_queued(delivery_id)
-        return delivery_id, Outcome.queued
-    return delivery_id, Outcome.received
+def take_in_batch(items: list[tuple[Incoming, DeliveryStatus]]) -> list[tuple[int, Outcome]]:
+    """The acknowledgement path: record in one commit, then publish what needs it."""
+    recorded = record_batch(items)
+    to_publish = [
+        (delivery_id, incoming.guid)
+        for (incoming, _), (delivery_id, needs_publish) in zip(items, recorded, strict=True)
+        if needs_publish
+    ]
+    published = set(publish(to_publish))
+    mark_queued(sorted(published))
+    outcomes: list[tuple[int, Outcome]] = []
+    for (_, status), (delivery_id, needs_publish) in zip(items, recorded, strict=True):
+        if needs_publish:
+            outcome = Outcome.queued if delivery_id in published else Outcome.received
+        elif status is DeliveryStatus.received:
+            outcome = Outcome.duplicate
+        else:
+            outcome = Outcome(status.value)
+        outcomes.append((delivery_id, outcome))
+    return outcomes
 
 
 def claim(delivery_id: int) -> Claimed | None:
@@ -213,11 +245,7 @@ def sweep(grace_seconds: float, lease_seconds: float, limit: int = 500) -> int:
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
-        published = []
-        for delivery_id, guid in stale:
-            if not publish(delivery_id, guid):
-                break  # broker still down: try again next round
-            published.append(delivery_id)
+        published = publish([(delivery_id, guid) for delivery_id, guid in stale])
         if published:
             conn.execute(
                 update(Delivery)
@@ -249,13 +277,3 @@ def get_by_guid(guid: str) -> dict[str, Any] | None:
             ).where(Delivery.guid == guid)
         ).one_or_none()
     return dict(row._mapping) if row is not None else None
-
-
-def counts_by_status() -> list[tuple[str, str | None, str, int]]:
-    with get_engine().connect() as conn:
-        rows = conn.execute(
-            select(Delivery.event, Delivery.action, Delivery.status, func.count()).group_by(
-                Delivery.event, Delivery.action, Delivery.status
-            )
-        ).all()
-    return [(event, action, str(status), count) for event, action, status, count in rows]

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from app import api, deliveries, webhooks
 from app.config import get_settings
 from app.dashboard import routes as dashboard
+from app.intake import IntakeWriter
 from app.logs import configure_logging
 from app.metrics import register_collectors
 
@@ -30,8 +31,10 @@ async def _sweep_forever(interval: float, grace: float, lease: float) -> None:
 
 
 @contextlib.asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    app.state.intake = IntakeWriter()
+    app.state.intake.start()
     sweeper = asyncio.create_task(
         _sweep_forever(
             settings.sweep_interval_seconds,
@@ -45,6 +48,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+        app.state.intake.stop()
 
 
 def create_app() -> FastAPI:

@@ -3,6 +3,7 @@ path: GitHub gives a webhook 10 seconds, and the work is done by the worker."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -10,12 +11,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from app import signatures
 from app.config import Settings, get_settings
 from app.db.models import DeliveryStatus
-from app.deliveries import Incoming, Outcome, take_in
+from app.deliveries import Incoming, Outcome
 from app.logs import bound_delivery
 from app.metrics import WEBHOOK_ACK_SECONDS, WEBHOOKS_TAKEN_IN
 from bots import messages
@@ -107,7 +107,10 @@ async def _receive(request: Request, settings: Settings) -> JSONResponse:
             # Only deliveries a handler will read need their body kept.
             body=body if status is DeliveryStatus.received else None,
         )
-        _, outcome = await run_in_threadpool(take_in, incoming, status)
+        try:
+            outcome = await asyncio.wrap_future(request.app.state.intake.submit(incoming, status))
+        except Exception:
+            return _reject(503, messages.WEBHOOK_NOT_RECORDED, event, action or "")
         WEBHOOKS_TAKEN_IN.labels(event, action or "", outcome.value).inc()
         if outcome is Outcome.received:
             log.warning("delivery recorded; broker unavailable, the sweeper will enqueue it")

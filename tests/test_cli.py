@@ -87,3 +87,19 @@ def test_serve_on_a_fresh_directory_processes_a_signed_real_payload(
     assert signatures.verify(body, headers["X-Hub-Signature-256"], [DEVELOPMENT_WEBHOOK_SECRET.encode()])
     page = httpx.get(base_url + "/").text
     assert guid in page
+
+    # Stopping the service stops its worker too: nothing is left running.
+    api.stop()
+    wait_until(lambda: not _workers_in(tmp_path), 20)
+
+
+def _workers_in(directory: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if Path(proc, "cwd").resolve() == directory.resolve():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found

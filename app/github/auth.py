@@ -200,7 +200,6 @@ def _new_context(settings: Settings, pem: str) -> AppContext:
         retry=None,
         seconds_between_requests=None,
         seconds_between_writes=None,
-        api_version="2022-11-28",
     )
 
     def mint(installation_id: int) -> tuple[str, datetime]:

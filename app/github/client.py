@@ -24,10 +24,10 @@ from typing import Any, Literal, TypeVar
 import requests
 from cachetools import LRUCache
 from github import Github, GithubException
-from github.CheckRun import CheckRun
 from github.IssueComment import IssueComment
 from github.Repository import Repository
 
+from app.config import Settings
 from app.github.port import (
     ANNOTATIONS_PER_REQUEST,
     CHECK_TEXT_MAX,
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-API_VERSION = "2022-11-28"
 PER_PAGE = 100
 # GitHub stops listing a pull request's files here; more are silently left out.
 PR_FILES_LIMIT = 3000
@@ -84,8 +83,8 @@ class RetryPolicy:
     clock: Callable[[], float] = time.time
 
     @classmethod
-    def from_settings(cls, max_wait: float) -> RetryPolicy:
-        return cls(max_wait=max_wait)
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(max_wait=settings.github_max_rate_limit_wait_seconds)
 
     def rate_limit_wait(
         self, status: int, headers: Mapping[str, Any], message: str, secondary_hits: int
@@ -338,7 +337,9 @@ class PyGithubPort:
     def _repo(self, repo: str) -> Repository:
         if not REPO_RE.match(repo):
             raise ValueError(f"repository must be 'owner/name', not {repo!r}")
-        return self._gh.get_repo(repo)  # lazy: no request
+        # Lazy (no request) with PyGithub >= 2.9 and Github(lazy=True); callers still build
+        # PyGithub objects inside Transport.run so that nothing escapes its error handling.
+        return self._gh.get_repo(repo)
 
     def _api(
         self, verb: str, url: str, *, input: Any | None = None, params: dict[str, Any] | None = None
@@ -400,7 +401,12 @@ class PyGithubPort:
 
     def get_file_content(self, repo: str, path: str, ref: str) -> bytes | None:
         path = path.strip("/")
-        entry = self._tree(repo, ref, [path]).entries.get(path)
+        try:
+            entry = self._tree(repo, ref, [path]).entries.get(path)
+        except GitHubError as exc:
+            if exc.status in (404, 422):  # no such ref: the file is not there either
+                return None
+            raise
         if entry is None or entry.type != "blob":
             return None  # absent, a directory or a submodule: no file content
         # The blob API never follows symlinks (a link's blob is its target) and serves files up
@@ -449,12 +455,7 @@ class PyGithubPort:
             ]
             return tree.sha, bool(tree.raw_data.get("truncated")), entries
 
-        try:
-            root_sha, truncated, entries = self._run(Kind.read, call, f"tree of {repo}@{ref[:12]}")
-        except GitHubError as exc:
-            if exc.status in (404, 422):  # unknown ref
-                return _TreeIndex()
-            raise
+        root_sha, truncated, entries = self._run(Kind.read, call, f"tree of {repo}@{ref[:12]}")
         index = _TreeIndex({e.path: e for e in entries})
         if truncated:
             # Over GitHub's recursive limit: walk the directories that matter one level at a time.
@@ -525,7 +526,6 @@ class PyGithubPort:
             raise ValueError(f"comment purpose must match {PURPOSE_RE.pattern}, not {purpose!r}")
         marker = f"<!-- labbot:{purpose} -->"
         full = fit_text(f"{marker}\n{body}", COMMENT_BODY_MAX, self._public_url)
-        issue = self._repo(repo).get_issue(number)
         where = f"{repo}#{number}"
 
         found = None
@@ -540,7 +540,9 @@ class PyGithubPort:
         for attempt in range(1, policy.server_error_attempts + 1):
             try:
                 return self._run(
-                    Kind.create, lambda: int(issue.create_comment(full).id), f"comment on {where}"
+                    Kind.create,
+                    lambda: int(self._repo(repo).get_issue(number).create_comment(full).id),
+                    f"comment on {where}",
                 )
             except GitHubError as exc:
                 if not _is_ambiguous(exc) or attempt == policy.server_error_attempts:
@@ -560,8 +562,11 @@ class PyGithubPort:
 
     def _update_if_changed(self, repo: str, number: int, comment: _Comment, full: str) -> int:
         if not _same_body(comment.body, full):
-            lazy = self._repo(repo).get_issue(number).get_comment(comment.id)
-            self._run(Kind.write, lambda: lazy.edit(full), f"edit comment {comment.id}")
+
+            def call() -> None:
+                self._repo(repo).get_issue(number).get_comment(comment.id).edit(full)
+
+            self._run(Kind.write, call, f"edit comment {comment.id}")
         return comment.id
 
     def _is_ours(self, comment: _Comment, marker: str) -> bool:
@@ -653,9 +658,10 @@ class PyGithubPort:
             outs.append(out)
         return outs
 
-    def _patch_run(self, run: CheckRun, fields: dict[str, Any], where: str) -> None:
+    def _patch_run(self, repo: str, run_id: int, fields: dict[str, Any], where: str) -> None:
+        # PATCHes that add annotations append them, so repeating one would duplicate them.
         kind = Kind.create if fields.get("output", {}).get("annotations") else Kind.write
-        self._run(kind, lambda: run.edit(**fields), where)
+        self._run(kind, lambda: self._repo(repo).get_check_run(run_id).edit(**fields), where)
 
     def create_check_run(
         self,
@@ -669,7 +675,7 @@ class PyGithubPort:
         external_id: str | None = None,
         output: CheckRunOutput | None = None,
     ) -> int:
-        gh_repo = self._repo(repo)
+        self._repo(repo)
         outs = self._outputs(output, details_url or self._public_url) if output is not None else []
         fields: dict[str, Any] = {"name": name, "head_sha": head_sha, "status": status}
         if conclusion is not None:
@@ -683,7 +689,7 @@ class PyGithubPort:
         where = f"check run {name!r} on {repo}@{head_sha[:12]}"
         try:
             run_id = self._run(
-                Kind.create, lambda: int(gh_repo.create_check_run(**fields).id), where
+                Kind.create, lambda: int(self._repo(repo).create_check_run(**fields).id), where
             )
         except GitHubError as exc:
             # GitHub may have created it before failing; with an external id we can tell.
@@ -693,9 +699,8 @@ class PyGithubPort:
             if found is None:
                 raise
             run_id = found
-        run = gh_repo.get_check_run(run_id)  # lazy: no request
         for out in outs[1:]:
-            self._patch_run(run, {"output": out}, where)
+            self._patch_run(repo, run_id, {"output": out}, where)
         return run_id
 
     def _find_check_run(self, repo: str, head_sha: str, name: str, external_id: str) -> int | None:
@@ -719,7 +724,7 @@ class PyGithubPort:
         details_url: str | None = None,
         output: CheckRunOutput | None = None,
     ) -> None:
-        run = self._repo(repo).get_check_run(check_run_id)  # lazy: no request
+        self._repo(repo)
         outs = self._outputs(output, details_url or self._public_url) if output is not None else []
         final: dict[str, Any] = {}
         if status is not None:
@@ -731,11 +736,11 @@ class PyGithubPort:
         where = f"check run {check_run_id} on {repo}"
         # Annotations first, the verdict last: whoever reacts to "completed" sees them all.
         for out in outs[:-1]:
-            self._patch_run(run, {"output": out}, where)
+            self._patch_run(repo, check_run_id, {"output": out}, where)
         if outs:
             final["output"] = outs[-1]
         if final:
-            self._patch_run(run, final, where)
+            self._patch_run(repo, check_run_id, final, where)
 
     # -- reactions, permissions, teams
 

@@ -6,7 +6,7 @@ from github import Auth, Github
 
 from app.config import ConfigError, Settings
 from app.github.auth import USER_AGENT, InstallationAuth, app_context, timeout_of
-from app.github.client import API_VERSION, PER_PAGE, PyGithubPort, RetryPolicy, Transport
+from app.github.client import PER_PAGE, PyGithubPort, RetryPolicy, Transport
 
 
 def _github(settings: Settings, auth: Auth.Auth, per_page: int) -> Github:
@@ -21,12 +21,11 @@ def _github(settings: Settings, auth: Auth.Auth, per_page: int) -> Github:
         seconds_between_requests=None,
         seconds_between_writes=None,
         lazy=True,  # building repo/issue objects costs no request; only real calls do
-        api_version=API_VERSION,
     )
 
 
 def _policy(settings: Settings, policy: RetryPolicy | None) -> RetryPolicy:
-    return policy or RetryPolicy.from_settings(settings.github_max_rate_limit_wait_seconds)
+    return policy or RetryPolicy.from_settings(settings)
 
 
 def github_for_installation(

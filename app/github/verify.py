@@ -106,9 +106,7 @@ def verify_app(settings: Settings, *, policy: RetryPolicy | None = None) -> Veri
     except ConfigError as exc:
         report.problems.append(str(exc))
         return report
-    transport = Transport(
-        policy or RetryPolicy.from_settings(settings.github_max_rate_limit_wait_seconds), 0.0
-    )
+    transport = Transport(policy or RetryPolicy.from_settings(settings), 0.0)
 
     def call() -> tuple[int, str, str, dict[str, str], list[str]]:
         app = context.integration.get_app()

@@ -6,7 +6,7 @@ from typing import Any
 
 
 class ApiError(Exception):
-    """Answered as GitHub answers errors: `{"message", "documentation_url", "status"}` (+ `errors`)."""
+    """Answered as GitHub answers: `{"message", "documentation_url", "status"}` (+ `errors`)."""
 
     def __init__(
         self,

@@ -153,7 +153,9 @@ class GitStore:
             if item.mode != MODE_TREE
         }
 
-    def walk(self, tree_sha: str, *, recursive: bool, prefix: str = "") -> Iterator[tuple[str, TreeItem]]:
+    def walk(
+        self, tree_sha: str, *, recursive: bool, prefix: str = ""
+    ) -> Iterator[tuple[str, TreeItem]]:
         tree = self.get_tree(tree_sha)
         if tree is None:
             return
@@ -183,7 +185,7 @@ class GitStore:
     # -- comparing -------------------------------------------------------------------------
 
     def diff(self, old: Mapping[str, FileEntry], new: Mapping[str, FileEntry]) -> list[FileChange]:
-        """Files changed from `old` to `new`, sorted by path; exact moves are reported as renames."""
+        """Files changed from `old` to `new`, sorted by path; exact moves count as renames."""
         removed = {p: e for p, e in old.items() if p not in new}
         added = {p: e for p, e in new.items() if p not in old}
         renamed_from: dict[str, str] = {}
@@ -197,7 +199,11 @@ class GitStore:
         for path in sorted(set(old) | set(new)):
             before, after = old.get(path), new.get(path)
             if path in renamed_from and after is not None:
-                changes.append(FileChange(path, "renamed", after.sha, after.mode, 0, 0, None, renamed_from[path]))
+                changes.append(
+                    FileChange(
+                        path, "renamed", after.sha, after.mode, 0, 0, None, renamed_from[path]
+                    )
+                )
             elif before is not None and after is None and path in removed:
                 changes.append(self._change(path, "removed", before, None))
             elif before is None and after is not None:
@@ -221,7 +227,9 @@ class GitStore:
         except UnicodeDecodeError:
             return None
 
-    def _change(self, path: str, status: str, before: FileEntry | None, after: FileEntry | None) -> FileChange:
+    def _change(
+        self, path: str, status: str, before: FileEntry | None, after: FileEntry | None
+    ) -> FileChange:
         entry = after or before
         assert entry is not None
         old_lines, new_lines = self._text(before), self._text(after)
@@ -232,5 +240,7 @@ class GitStore:
             body = list(difflib.unified_diff(old_lines, new_lines, n=3, lineterm="\n"))[2:]
             additions = sum(1 for line in body if line.startswith("+"))
             deletions = sum(1 for line in body if line.startswith("-"))
-            patch = "".join(line if line.endswith("\n") else line + "\n" for line in body).rstrip("\n")
+            patch = "".join(line if line.endswith("\n") else line + "\n" for line in body).rstrip(
+                "\n"
+            )
         return FileChange(path, status, entry.sha, entry.mode, additions, deletions, patch)

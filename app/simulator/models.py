@@ -231,6 +231,7 @@ class DeliveryRecord:
     duration: float = 0.0
     response_headers: dict[str, str] = field(default_factory=dict)
     response_body: str = ""
+    payload_problem: str | None = None  # the payload does not match GitHub's x-webhooks schema
 
 
 @dataclass
@@ -245,7 +246,9 @@ class RequestRecord:
     status: int = 0
     invalid: str | None = None
     fault: bool = False
-    response_problem: str | None = None  # the simulator's own response did not match the description
+    response_problem: str | None = (
+        None  # the simulator's own response did not match the description
+    )
 
 
 @dataclass
@@ -260,7 +263,11 @@ class Fault:
     mode: Literal["before", "after"]
 
     def matches(self, method: str, path: str) -> bool:
-        return self.remaining > 0 and self.method in ("*", method) and self.path.fullmatch(path) is not None
+        return (
+            self.remaining > 0
+            and self.method in ("*", method)
+            and self.path.fullmatch(path) is not None
+        )
 
 
 @dataclass

@@ -41,7 +41,9 @@ def test_secondary_limit_without_hint_backs_off_from_a_minute() -> None:
 
 def test_permission_403_is_not_a_rate_limit() -> None:
     headers = {"x-ratelimit-remaining": "4999", "x-ratelimit-reset": str(int(NOW) + 30)}
-    assert policy().rate_limit_wait(403, headers, "Resource not accessible by integration", 0) is None
+    assert (
+        policy().rate_limit_wait(403, headers, "Resource not accessible by integration", 0) is None
+    )
     assert policy().rate_limit_wait(404, {"Retry-After": "5"}, "", 0) is None
 
 
@@ -87,7 +89,8 @@ def test_installation_tokens_are_cached_and_refreshed_five_minutes_early() -> No
     assert tokens.token(7) == first
     clock.now += 2 * 60  # four minutes left: refresh
     second = tokens.token(7)
-    assert second != first and minted == [7, 7]
+    assert second != first
+    assert minted == [7, 7]
     # Another installation has its own token.
     tokens.token(8)
     assert minted == [7, 7, 8]

@@ -1,0 +1,1 @@
+"""REST handlers, registered by GitHub operation id (see `context.handles`)."""
