@@ -44,14 +44,18 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface to bind (default: LABBOT_HOST, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: LABBOT_PORT, 8000).")
-@click.option("--workers", type=int, default=None, help="API processes (default: LABBOT_API_WORKERS).")
+@click.option(
+    "--workers", type=int, default=None, help="API processes (default: LABBOT_API_WORKERS)."
+)
 @click.option(
     "--worker/--no-worker",
     "with_worker",
     default=None,
-    help="Also run a Celery worker as a child process (default: on for the embedded SQLite broker).",
+    help="Also run a Celery worker as a child process (default: on for the SQLite broker).",
 )
-def serve(host: str | None, port: int | None, workers: int | None, with_worker: bool | None) -> None:
+def serve(
+    host: str | None, port: int | None, workers: int | None, with_worker: bool | None
+) -> None:
     """Run the API, webhook endpoint and dashboard.
 
     With no configuration this is a complete service: SQLite under ./var (migrated on start),
@@ -124,7 +128,9 @@ def _start_child_worker() -> None:
     show_default=True,
     help="Comma-separated queues to consume: events, triage, sdg, train, eval.",
 )
-@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes (default: CPU count).")
+@click.option(
+    "--concurrency", "-c", type=int, default=None, help="Worker processes (default: CPU count)."
+)
 @click.option(
     "--pool",
     type=click.Choice(["prefork", "solo", "threads"]),

@@ -39,7 +39,9 @@ def _is_placeholder(secret: SecretStr | None) -> bool:
     if secret is None:
         return True
     value = secret.get_secret_value().strip()
-    return value.lower() in PLACEHOLDER_SECRETS or value.startswith("<") or "replace" in value.lower()
+    return (
+        value.lower() in PLACEHOLDER_SECRETS or value.startswith("<") or "replace" in value.lower()
+    )
 
 
 class Settings(BaseSettings):
@@ -50,7 +52,9 @@ class Settings(BaseSettings):
 
     # Storage and queue. Empty means the embedded default under data_dir.
     database_url: str = Field("", description="SQLAlchemy URL; default sqlite under data_dir.")
-    broker_url: str = Field("", description="Celery broker URL; default sqla+sqlite under data_dir.")
+    broker_url: str = Field(
+        "", description="Celery broker URL; default sqla+sqlite under data_dir."
+    )
     embedded_worker: bool | None = Field(
         None, description="Start a worker beside `labbot serve`; default: on for the SQLite broker."
     )
@@ -67,7 +71,9 @@ class Settings(BaseSettings):
         None, description="Also accepted while the webhook secret is being rotated."
     )
     webhook_max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024)
-    sweep_interval_seconds: float = Field(10.0, gt=0, description="How often stuck deliveries are re-enqueued.")
+    sweep_interval_seconds: float = Field(
+        10.0, gt=0, description="How often stuck deliveries are re-enqueued."
+    )
     sweep_grace_seconds: float = Field(
         10.0, ge=0, description="A delivery still 'received' after this long is re-enqueued."
     )
@@ -79,7 +85,9 @@ class Settings(BaseSettings):
     # GitHub.
     github_api_url: str = "https://api.github.com"
     github_app_id: int | None = None
-    github_app_slug: str = Field("labbot", description="The App's slug; its bot login is <slug>[bot].")
+    github_app_slug: str = Field(
+        "labbot", description="The App's slug; its bot login is <slug>[bot]."
+    )
     github_private_key: SecretStr | None = Field(None, description="The App's PEM private key.")
     github_private_key_path: Path | None = Field(None, description="Or a file holding it.")
     github_token: SecretStr | None = Field(None, description="Plain token mode (one repository).")
@@ -133,13 +141,23 @@ class Settings(BaseSettings):
         if _is_placeholder(self.webhook_secret):
             raise ConfigError(
                 "LABBOT_WEBHOOK_SECRET is missing or a placeholder; set it to the GitHub App's "
-                "webhook secret (for example: python -c 'import secrets; print(secrets.token_hex(32))')."
+                "webhook secret (make one with: openssl rand -hex 32)."
             )
-        if self.webhook_secret_previous is not None and _is_placeholder(self.webhook_secret_previous):
-            raise ConfigError("LABBOT_WEBHOOK_SECRET_PREVIOUS is a placeholder; unset it or set the old secret.")
+        if self.webhook_secret_previous is not None and _is_placeholder(
+            self.webhook_secret_previous
+        ):
+            raise ConfigError(
+                "LABBOT_WEBHOOK_SECRET_PREVIOUS is a placeholder; unset it or set the old secret."
+            )
         has_app = self.github_app_id is not None
-        if has_app and self.github_private_key is not None and _is_placeholder(self.github_private_key):
-            raise ConfigError("LABBOT_GITHUB_PRIVATE_KEY is a placeholder; set the App's PEM private key.")
+        if (
+            has_app
+            and self.github_private_key is not None
+            and _is_placeholder(self.github_private_key)
+        ):
+            raise ConfigError(
+                "LABBOT_GITHUB_PRIVATE_KEY is a placeholder; set the App's PEM private key."
+            )
         if has_app and self.private_key_pem() is None:
             raise ConfigError(
                 "LABBOT_GITHUB_APP_ID is set but LABBOT_GITHUB_PRIVATE_KEY (or _PATH) is missing."

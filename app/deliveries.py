@@ -65,7 +65,7 @@ def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) ->
         .on_conflict_do_nothing(index_elements=["guid"])
         .returning(Delivery.guid, Delivery.id)
     )
-    return {guid: delivery_id for guid, delivery_id in conn.execute(stmt, rows)}
+    return {row.guid: row.id for row in conn.execute(stmt, rows)}
 
 
 def _retry_if_failed(conn: Connection, guid: str, now: datetime) -> tuple[int, bool]:
@@ -132,7 +132,10 @@ def publish(deliveries: list[tuple[int, str]]) -> list[int]:
                 published.append(delivery_id)
     except Exception as exc:  # any broker failure: the rows are safe, the sweeper retries
         log.warning(
-            "broker took %d of %d deliveries: %s", len(published), len(deliveries), type(exc).__name__
+            "broker took %d of %d deliveries: %s",
+            len(published),
+            len(deliveries),
+            type(exc).__name__,
         )
     return published
 

@@ -59,7 +59,9 @@ class IntakeWriter:
 
     def _write(self, batch: list[_Item]) -> None:
         try:
-            outcomes = deliveries.take_in_batch([(incoming, status) for incoming, status, _ in batch])
+            outcomes = deliveries.take_in_batch(
+                [(incoming, status) for incoming, status, _ in batch]
+            )
         except Exception as exc:
             # Nothing was committed: each request answers 5xx and GitHub shows it as failed.
             log.error("recording %d deliveries failed: %s", len(batch), type(exc).__name__)

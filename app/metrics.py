@@ -40,18 +40,21 @@ class DatabaseCollector(Collector):
 
     def _collect(self) -> Iterable[GaugeMetricFamily | HistogramMetricFamily]:
         deliveries = GaugeMetricFamily(
-            "labbot_deliveries", "Recorded deliveries by event, action and status.",
+            "labbot_deliveries",
+            "Recorded deliveries by event, action and status.",
             labels=["event", "action", "status"],
         )
         latency = HistogramMetricFamily(
-            "labbot_handler_seconds", "Worker handler time per delivery, by event.",
+            "labbot_handler_seconds",
+            "Worker handler time per delivery, by event.",
             labels=["event"],
         )
         jobs = GaugeMetricFamily("labbot_jobs", "Jobs by kind and state.", labels=["kind", "state"])
         with get_engine().connect() as conn:
             for event, action, status, count in conn.execute(
-                select(Delivery.event, Delivery.action, Delivery.status, func.count())
-                .group_by(Delivery.event, Delivery.action, Delivery.status)
+                select(Delivery.event, Delivery.action, Delivery.status, func.count()).group_by(
+                    Delivery.event, Delivery.action, Delivery.status
+                )
             ):
                 deliveries.add_metric([event, action or "", str(status)], count)
             bucket_columns = [
@@ -67,7 +70,9 @@ class DatabaseCollector(Collector):
                 .where(Delivery.handler_seconds.is_not(None))
                 .group_by(Delivery.event)
             ):
-                pairs = [(str(b), int(n or 0)) for b, n in zip(HANDLER_BUCKETS, buckets, strict=True)]
+                pairs = [
+                    (str(b), int(n or 0)) for b, n in zip(HANDLER_BUCKETS, buckets, strict=True)
+                ]
                 latency.add_metric([event], [*pairs, ("+Inf", int(count))], float(total))
             for kind, state, count in conn.execute(
                 select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)
@@ -82,7 +87,9 @@ class QueueDepthCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         from workers.celery_app import ALL_QUEUES, celery_app
 
-        depth = GaugeMetricFamily("labbot_queue_depth", "Messages waiting per queue.", labels=["queue"])
+        depth = GaugeMetricFamily(
+            "labbot_queue_depth", "Messages waiting per queue.", labels=["queue"]
+        )
         try:
             with celery_app.connection_for_read() as conn:
                 conn.ensure_connection(max_retries=1)

@@ -131,7 +131,11 @@ def _proc_table() -> dict[int, tuple[int, str, float]]:
             continue
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        table[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+        table[int(entry.name)] = (
+            int(fields[1]),
+            name,
+            (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+        )
     return table
 
 
@@ -161,16 +165,20 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--rate", type=float, default=500.0, help="deliveries per second")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of sustained load")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument(
-        "--worker-nice", type=int, default=10,
-        help="CPU niceness of the worker: on one small host the API is served first and the worker\n"
-        "drains the backlog with the CPU left over (separate hosts need none of this)",
+        "--worker-nice",
+        type=int,
+        default=10,
+        help="CPU niceness of the worker: on one small host the API is served first and\n"
+        "the worker drains the backlog with the CPU left over (separate hosts need none)",
     )
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
@@ -196,11 +204,25 @@ def main() -> None:
     subprocess.run([*labbot, "db", "upgrade"], env=env, check=True, cwd=ROOT, capture_output=True)
     api = subprocess.Popen(
         [*labbot, "serve", "--port", str(port), "--no-worker", "--workers", str(args.api_workers)],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     worker = subprocess.Popen(
-        ["nice", "-n", str(args.worker_nice), *labbot, "worker", "--concurrency", str(args.worker_concurrency)],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "nice",
+            "-n",
+            str(args.worker_nice),
+            *labbot,
+            "worker",
+            "--concurrency",
+            str(args.worker_concurrency),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
@@ -231,7 +253,8 @@ def main() -> None:
         with psycopg.connect(args.postgres.rsplit("/", 1)[0] + f"/{database}") as conn:
             while True:
                 pending = conn.execute(
-                    "SELECT count(*) FROM deliveries WHERE status IN ('received','queued','processing')"
+                    "SELECT count(*) FROM deliveries"
+                    " WHERE status IN ('received', 'queued', 'processing')"
                 ).fetchone()[0]
                 if pending == 0 or time.monotonic() - drain_started > 600:
                     break
@@ -247,7 +270,9 @@ def main() -> None:
         for state in rows.values():
             outcomes[state] = outcomes.get(state, 0) + 1
         exactly_once = sum(
-            n for state, n in outcomes.items() if state in ("processed:1", "processed:0", "ignored:0", "ignored:1")
+            n
+            for state, n in outcomes.items()
+            if state in ("processed:1", "processed:0", "ignored:0", "ignored:1")
         )
         lost = len(guids) - len(rows)
         twice = sum(n for state, n in outcomes.items() if not state.endswith((":0", ":1")))

@@ -29,7 +29,9 @@ from app.db.migrate import upgrade
 from workers.celery_app import celery_app, configure_celery
 
 pytest_plugins = (  # TEMP until the simulator lands
-    ["tests.fixtures.simulator"] if (Path(__file__).parent / "fixtures" / "simulator.py").exists() else []
+    ["tests.fixtures.simulator"]
+    if (Path(__file__).parent / "fixtures" / "simulator.py").exists()
+    else []
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +141,7 @@ def _sqlite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def _migrated(postgres_url: str, _sqlite_dir: Path) -> dict[str, str]:
+def migrated_databases(postgres_url: str, _sqlite_dir: Path) -> dict[str, str]:
     sqlite_url = f"sqlite:///{_sqlite_dir / 'labbot.db'}"
     upgrade(sqlite_url)
     upgrade(postgres_url)
@@ -162,7 +164,7 @@ def backend_env(name: str, database_url: str, broker_url: str, data_dir: Path) -
 def backend(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
-    _migrated: dict[str, str],
+    migrated_databases: dict[str, str],
     _sqlite_dir: Path,
     redis_url: str,
 ) -> Iterator[Backend]:
@@ -170,9 +172,9 @@ def backend(
     production servers (PostgreSQL + Redis); each test using it runs on both."""
     name = request.param
     broker = f"sqla+sqlite:///{_sqlite_dir / 'broker.db'}" if name == "sqlite" else redis_url
-    env = backend_env(name, _migrated[name], broker, _sqlite_dir)
+    env = backend_env(name, migrated_databases[name], broker, _sqlite_dir)
     _apply_env(monkeypatch, env)
-    chosen = Backend(name, _migrated[name], broker, env)
+    chosen = Backend(name, migrated_databases[name], broker, env)
     chosen.truncate()
     yield chosen
     get_settings.cache_clear()
@@ -180,12 +182,15 @@ def backend(
 
 @pytest.fixture
 def postgres_backend(
-    monkeypatch: pytest.MonkeyPatch, _migrated: dict[str, str], _sqlite_dir: Path, redis_url: str
+    monkeypatch: pytest.MonkeyPatch,
+    migrated_databases: dict[str, str],
+    _sqlite_dir: Path,
+    redis_url: str,
 ) -> Iterator[Backend]:
     """Production servers only (for the tests with real worker processes)."""
-    env = backend_env("postgres", _migrated["postgres"], redis_url, _sqlite_dir)
+    env = backend_env("postgres", migrated_databases["postgres"], redis_url, _sqlite_dir)
     _apply_env(monkeypatch, env)
-    chosen = Backend("postgres", _migrated["postgres"], redis_url, env)
+    chosen = Backend("postgres", migrated_databases["postgres"], redis_url, env)
     chosen.truncate()
     yield chosen
     get_settings.cache_clear()

@@ -36,13 +36,30 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
             stdout=subprocess.DEVNULL,
         )
-        wait_until(lambda: subprocess.run(
-            ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
-        ).stdout.strip() == b"PONG", 10)
+        wait_until(
+            lambda: (
+                subprocess.run(
+                    ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
+                ).stdout.strip()
+                == b"PONG"
+            ),
+            10,
+        )
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -80,7 +97,9 @@ def test_delivery_survives_a_broker_outage(
     guid = str(uuid.uuid4())
     started = time.monotonic()
     response = httpx.post(
-        f"{base_url}/webhooks/github", content=body, headers=webhook_headers(body, "pull_request", guid),
+        f"{base_url}/webhooks/github",
+        content=body,
+        headers=webhook_headers(body, "pull_request", guid),
         timeout=15,
     )
     elapsed = time.monotonic() - started

@@ -27,7 +27,9 @@ from tests.conftest import (
 )
 
 
-def labbot(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def labbot(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LABBOT_")}
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
@@ -84,7 +86,9 @@ def test_serve_on_a_fresh_directory_processes_a_signed_real_payload(
         lambda: (r := delivery_status(base_url, guid)) and r["status"] == "processed" and r, 60
     )
     assert record["attempts"] == 1
-    assert signatures.verify(body, headers["X-Hub-Signature-256"], [DEVELOPMENT_WEBHOOK_SECRET.encode()])
+    assert signatures.verify(
+        body, headers["X-Hub-Signature-256"], [DEVELOPMENT_WEBHOOK_SECRET.encode()]
+    )
     page = httpx.get(base_url + "/").text
     assert guid in page
 

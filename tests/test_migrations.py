@@ -13,8 +13,10 @@ from app.db.session import engine_for
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
-def test_models_and_migrations_do_not_drift(database: str, _migrated: dict[str, str]) -> None:
-    url = _migrated[database]
+def test_models_and_migrations_do_not_drift(
+    database: str, migrated_databases: dict[str, str]
+) -> None:
+    url = migrated_databases[database]
     upgrade(url)  # idempotent at head
     with engine_for(url).connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})

@@ -57,7 +57,9 @@ def test_secrets_are_not_shown_in_repr() -> None:
 
 
 def test_rotation_secrets_and_development_default() -> None:
-    assert make(webhook_secret="new", webhook_secret_previous="old").effective_webhook_secrets() == [
+    assert make(
+        webhook_secret="new", webhook_secret_previous="old"
+    ).effective_webhook_secrets() == [
         b"new",
         b"old",
     ]

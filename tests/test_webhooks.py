@@ -162,8 +162,14 @@ def test_unknown_event_and_unknown_action_are_2xx_recorded_ignored_and_counted(c
         assert stored(headers["X-GitHub-Delivery"])["status"] is DeliveryStatus.ignored
     assert queued_messages() == 0
     metrics = client.get("/metrics").text
-    assert 'labbot_webhooks_received_total{action="created",event="label",outcome="ignored"}' in metrics
-    assert 'labbot_deliveries{action="teleported",event="pull_request",status="ignored"} 1.0' in metrics
+    assert (
+        'labbot_webhooks_received_total{action="created",event="label",outcome="ignored"}'
+        in metrics
+    )
+    assert (
+        'labbot_deliveries{action="teleported",event="pull_request",status="ignored"} 1.0'
+        in metrics
+    )
 
 
 def test_ping_is_answered_without_a_job(client: Any) -> None:
@@ -257,7 +263,10 @@ def test_non_object_json_is_accepted_and_ignored(client: Any) -> None:
 
 def test_invalid_json_is_400(client: Any) -> None:
     raw = b'{"action": "opened",'
-    assert client.post(URL, content=raw, headers=webhook_headers(raw, "pull_request")).status_code == 400
+    assert (
+        client.post(URL, content=raw, headers=webhook_headers(raw, "pull_request")).status_code
+        == 400
+    )
 
 
 @pytest.mark.parametrize("action", ["edited", "deleted"])

@@ -36,11 +36,11 @@ def service(
     postgres_backend: Backend, start_process: Callable[..., Process]
 ) -> tuple[str, Process, Process]:
     port = free_port()
-    api = start_process(
-        ["serve", "--port", str(port), "--no-worker"], postgres_backend.env, "api"
-    )
+    api = start_process(["serve", "--port", str(port), "--no-worker"], postgres_backend.env, "api")
     worker = start_process(
-        ["worker", "--queues", "events,triage", "--concurrency", "2"], postgres_backend.env, "worker"
+        ["worker", "--queues", "events,triage", "--concurrency", "2"],
+        postgres_backend.env,
+        "worker",
     )
     base_url = f"http://127.0.0.1:{port}"
     wait_http_ok(f"{base_url}/healthz", process=api)
@@ -55,7 +55,9 @@ def post(base_url: str, body: bytes, event: str, guid: str | None = None) -> htt
 
 def wait_status(base_url: str, guid: str, *wanted: str) -> dict[str, Any]:
     return wait_until(
-        lambda: (record := delivery_status(base_url, guid)) and record["status"] in wanted and record,
+        lambda: (
+            (record := delivery_status(base_url, guid)) and record["status"] in wanted and record
+        ),
         timeout=60,
     )
 
@@ -143,7 +145,9 @@ def test_readiness_and_metrics(service: tuple[str, Process, Process]) -> None:
     wait_status(base_url, guid, "processed")
     assert httpx.get(f"{base_url}/readyz").json() == {"database": "ok", "broker": "ok"}
     metrics = httpx.get(f"{base_url}/metrics").text
-    assert 'labbot_deliveries{action="opened",event="pull_request",status="processed"} 1.0' in metrics
+    assert (
+        'labbot_deliveries{action="opened",event="pull_request",status="processed"} 1.0' in metrics
+    )
     assert 'labbot_handler_seconds_count{event="pull_request"} 1.0' in metrics
     assert 'labbot_queue_depth{queue="events"}' in metrics
     assert "labbot_webhook_ack_seconds_bucket" in metrics

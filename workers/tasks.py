@@ -29,9 +29,7 @@ def process_delivery(delivery_id: int) -> None:
         started = time.perf_counter()
         status, error = dispatch(claimed)
         deliveries.finish(claimed.id, status, error, time.perf_counter() - started)
-        log.info(
-            "delivery %s %s.%s -> %s", claimed.id, claimed.event, claimed.action, status.value
-        )
+        log.info("delivery %s %s.%s -> %s", claimed.id, claimed.event, claimed.action, status.value)
 
 
 def dispatch(claimed: deliveries.Claimed) -> tuple[DeliveryStatus, str | None]:

@@ -40,7 +40,9 @@ class Base(DeclarativeBase):
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     # Stored as strings (no native PG enum): adding a state later is a plain migration.
-    return Enum(cls, name=name, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+    return Enum(
+        cls, name=name, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
+    )
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -119,7 +121,9 @@ class PullRequest(Base):
 
     repository: Mapped[Repository] = relationship(lazy="raise")
 
-    __table_args__ = (UniqueConstraint("repository_id", "number", name="uq_pull_requests_repo_number"),)
+    __table_args__ = (
+        UniqueConstraint("repository_id", "number", name="uq_pull_requests_repo_number"),
+    )
 
 
 class RunStatus(enum.StrEnum):
@@ -239,7 +243,9 @@ class BuildPullRequest(Base):
 
     __tablename__ = "build_pull_requests"
 
-    build_id: Mapped[int] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True)
+    build_id: Mapped[int] = mapped_column(
+        ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True
+    )
     pull_request_id: Mapped[int] = mapped_column(ForeignKey("pull_requests.id"), primary_key=True)
 
 

@@ -14,7 +14,9 @@ from bots.payloads import InstallationRef, PullRequestData, RepositoryRef
 def upsert_installation(session: Session, ref: InstallationRef) -> Installation:
     installation = session.get(Installation, ref.id)
     if installation is None:
-        installation = Installation(id=ref.id, account_login=ref.account.login if ref.account else "")
+        installation = Installation(
+            id=ref.id, account_login=ref.account.login if ref.account else ""
+        )
         session.add(installation)
     if ref.account is not None:
         installation.account_login = ref.account.login
@@ -53,7 +55,11 @@ def upsert_pull_request(
     if pull is None:
         pull = PullRequest(repository_id=repository.id, number=data.number, author=data.user.login)
         session.add(pull)
-    elif updated_at is not None and pull.updated_at is not None and _aware(pull.updated_at) > updated_at:
+    elif (
+        updated_at is not None
+        and pull.updated_at is not None
+        and _aware(pull.updated_at) > updated_at
+    ):
         return pull
     pull.title = data.title[:300]
     pull.author = data.user.login
