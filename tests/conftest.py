@@ -28,11 +28,7 @@ from app.config import get_settings
 from app.db.migrate import upgrade
 from workers.celery_app import celery_app, configure_celery
 
-pytest_plugins = (  # TEMP until the simulator lands
-    ["tests.fixtures.simulator"]
-    if (Path(__file__).parent / "fixtures" / "simulator.py").exists()
-    else []
-)
+pytest_plugins = ["tests.fixtures.simulator"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = REPO_ROOT.parent / "shared"

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -212,7 +213,17 @@ class Job(Base):
 
     __table_args__ = (
         Index("ix_jobs_state_kind", "state", "kind"),
-        Index("ix_jobs_pr_kind_sha", "pull_request_id", "kind", "head_sha"),
+        # At most one active job per (PR, kind, head SHA): the same intent arriving twice
+        # (a label re-added, a command repeated) finds the existing job instead of a new one.
+        Index(
+            "uq_jobs_active_per_pr_kind_sha",
+            "pull_request_id",
+            "kind",
+            "head_sha",
+            unique=True,
+            postgresql_where=text("state IN ('queued', 'running')"),
+            sqlite_where=text("state IN ('queued', 'running')"),
+        ),
     )
 
 

@@ -37,6 +37,7 @@ from app.github.port import (
     CheckRunOutput,
     FileMode,
     GitHubError,
+    GitHubPort,
     Permission,
     PullRequestInfo,
     Reaction,
@@ -784,3 +785,7 @@ class PyGithubPort:
             raise
         # An invitation not yet accepted is "pending" and grants nothing.
         return bool(isinstance(data, dict) and data.get("state") == "active")
+
+
+def _conforms(port: PyGithubPort) -> GitHubPort:
+    return port  # mypy proves PyGithubPort implements every method of the port

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 07:46:45.724912
+Create Date: 2026-11-21 08:05:51.466838
 """
 
 from collections.abc import Sequence
@@ -227,10 +227,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_jobs_pr_kind_sha", ["pull_request_id", "kind", "head_sha"], unique=False
-        )
         batch_op.create_index("ix_jobs_state_kind", ["state", "kind"], unique=False)
+        batch_op.create_index(
+            "uq_jobs_active_per_pr_kind_sha",
+            ["pull_request_id", "kind", "head_sha"],
+            unique=True,
+            postgresql_where=sa.text("state IN ('queued', 'running')"),
+            sqlite_where=sa.text("state IN ('queued', 'running')"),
+        )
 
     op.create_table(
         "triage_runs",
@@ -297,8 +301,12 @@ def downgrade() -> None:
 
     op.drop_table("triage_runs")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_jobs_active_per_pr_kind_sha",
+            postgresql_where=sa.text("state IN ('queued', 'running')"),
+            sqlite_where=sa.text("state IN ('queued', 'running')"),
+        )
         batch_op.drop_index("ix_jobs_state_kind")
-        batch_op.drop_index("ix_jobs_pr_kind_sha")
 
     op.drop_table("jobs")
     op.drop_table("build_pull_requests")

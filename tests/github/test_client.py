@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from app.config import ConfigError
 from app.github.auth import app_context
 from app.github.client import PyGithubPort, RetryPolicy
-from app.github.factory import github_for_installation, github_for_token
+from app.github.factory import github_for_installation, github_for_token, github_port
 from app.github.port import (
     Annotation,
     CheckRunOutput,
@@ -620,9 +621,6 @@ def test_writes_are_spaced_by_the_configured_interval(token_sim: SimulatorAdmin)
 
 
 def test_factory_picks_the_mode_from_settings(sim: SimulatorAdmin) -> None:
-    from app.config import ConfigError
-    from app.github.factory import github_port
-
     token_settings = make_settings(sim)
     assert isinstance(github_port(token_settings), PyGithubPort)
     # Token mode: an installation id from a delivery is irrelevant.
