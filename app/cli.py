@@ -199,5 +199,14 @@ def dev() -> None:
     """Tools for trying labbot locally."""
 
 
+def _attach_subcommands() -> None:
+    from app.simulator.cli import github
+
+    dev.add_command(github)
+
+
+_attach_subcommands()
+
+
 if __name__ == "__main__":
     main()

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         900.0, gt=0, description="A delivery 'processing' longer than this is assumed lost."
     )
     enqueue_timeout_seconds: float = Field(2.0, gt=0, description="Bound on a broker publish.")
+    redeliver_interval_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="How often (App mode) GitHub is asked to redeliver deliveries labbot missed; "
+        "0 turns it off.",
+    )
 
     # GitHub.
     github_api_url: str = "https://api.github.com"

@@ -30,6 +30,18 @@ async def _sweep_forever(interval: float, grace: float, lease: float) -> None:
             log.warning("sweeper round failed: %s", type(exc).__name__)
 
 
+async def _redeliver_forever(interval: float) -> None:
+    """Ask GitHub to redeliver what it could not hand over while labbot was unreachable."""
+    from app.github.redelivery import redeliver_missed
+
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(redeliver_missed, get_settings())
+        except Exception as exc:  # GitHub or the database away: next round retries
+            log.warning("redelivery round failed: %s", type(exc).__name__)
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
@@ -42,12 +54,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.processing_lease_seconds,
         )
     )
+    loops = [sweeper]
+    if settings.github_app_id is not None and settings.redeliver_interval_seconds > 0:
+        loops.append(asyncio.create_task(_redeliver_forever(settings.redeliver_interval_seconds)))
     try:
         yield
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for loop in loops:
+            loop.cancel()
+        for loop in loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
         app.state.intake.stop()
 
 

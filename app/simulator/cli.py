@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import uvicorn
 
+from app.config import DEVELOPMENT_WEBHOOK_SECRET
 from app.simulator import demo
 from app.simulator.models import AppConfig, SimConfig
 from app.simulator.server import OPENAPI_ENV, create_app
@@ -46,7 +47,9 @@ The admin API is described at http://127.0.0.1:9100/_sim/docs.
     "--webhook-secret",
     envvar="LABBOT_WEBHOOK_SECRET",
     show_envvar=True,
-    help="Secret that signs deliveries (X-Hub-Signature-256); unsigned when unset.",
+    default=DEVELOPMENT_WEBHOOK_SECRET,
+    help="Secret that signs deliveries (X-Hub-Signature-256); by default the one labbot "
+    "accepts in development.",
 )
 @click.option(
     "--app-id", type=int, default=1, show_default=True, help="The GitHub App's id (JWT `iss`)."

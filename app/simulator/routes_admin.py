@@ -163,13 +163,14 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
     router = APIRouter(prefix="/_sim", tags=["simulator admin"])
 
     @contextmanager
-    def acting(request: Request) -> Iterator[tuple[Events, Renderer]]:
-        """Hold the lock while the action changes the world; GitHub errors become HTTP errors."""
+    def acting(request: Request) -> Iterator[Events]:
+        """Hold the lock while the action changes the world and builds its webhooks (sent once
+        the lock is released); simulator errors become HTTP errors."""
         renderer = Renderer(state, Urls(str(request.base_url).rstrip("/"), state.config.html_url))
         events = Events(sender, renderer)
         try:
             with state.lock:
-                yield events, renderer
+                yield events
         except ApiError as exc:
             raise HTTPException(exc.status, exc.message) from exc
 
@@ -240,7 +241,7 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
 
     @router.post("/installations", status_code=201)
     def create_installation(body: InstallationBody, request: Request) -> dict[str, Any]:
-        with acting(request) as (events, _):
+        with acting(request) as events:
             inst = state.create_installation(body.account, body.repos)
             events.installation(inst, "created", body.sender or inst.account)
         return _result(events.send_now(), installation_id=inst.id)
@@ -249,7 +250,7 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
 
     @router.post("/repos/{owner}/{name}/pulls", status_code=201)
     def open_pull(owner: str, name: str, body: PullBody, request: Request) -> dict[str, Any]:
-        with acting(request) as (events, _):
+        with acting(request) as events:
             repo = state.repo(owner, name)
             issue = state.open_pull(
                 repo,
@@ -275,7 +276,7 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
     def push(
         owner: str, name: str, number: int, body: PushBody, request: Request
     ) -> dict[str, Any]:
-        with acting(request) as (events, _):
+        with acting(request) as events:
             repo, issue = pull_of(owner, name, number)
             before, after = state.push(repo, issue, body.files, body.message)
             events.pull_request(repo, issue, "synchronize", issue.user, before=before, after=after)
@@ -283,7 +284,7 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
 
     @router.post("/repos/{owner}/{name}/issues", status_code=201)
     def open_issue(owner: str, name: str, body: IssueBody, request: Request) -> dict[str, Any]:
-        with acting(request) as (events, _):
+        with acting(request) as events:
             repo = state.repo(owner, name)
             issue = state.open_issue(repo, body.author, body.title, body.body)
             events.issues(repo, issue, "opened", body.author)
@@ -294,7 +295,7 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
     def label(
         owner: str, name: str, number: int, body: LabelsBody, request: Request
     ) -> dict[str, Any]:
-        with acting(request) as (events, _):
+        with acting(request) as events:
             repo = state.repo(owner, name)
             issue = state.issue(repo, number)
             for added in state.add_labels(repo, issue, body.add):
@@ -311,7 +312,7 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
     def comment(
         owner: str, name: str, number: int, body: CommentBody, request: Request
     ) -> dict[str, Any]:
-        with acting(request) as (events, _):
+        with acting(request) as events:
             repo = state.repo(owner, name)
             issue = state.issue(repo, number)
             created = state.add_comment(repo, issue, body.user, body.body)
@@ -323,7 +324,7 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
     def edit_comment(
         owner: str, name: str, comment_id: int, body: EditCommentBody, request: Request
     ) -> dict[str, Any]:
-        with acting(request) as (events, _):
+        with acting(request) as events:
             repo = state.repo(owner, name)
             found = state.comment(repo, comment_id)
             old = state.edit_comment(found, body.body)
@@ -338,7 +339,7 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
     def delete_comment(
         owner: str, name: str, comment_id: int, request: Request, user: str | None = None
     ) -> dict[str, Any]:
-        with acting(request) as (events, _):
+        with acting(request) as events:
             repo = state.repo(owner, name)
             found = state.comment(repo, comment_id)
             issue = repo.issues[found.issue_number]
@@ -349,7 +350,7 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
     def transition(
         owner: str, name: str, number: int, actor: str | None, request: Request, what: str
     ) -> dict[str, Any]:
-        with acting(request) as (events, _):
+        with acting(request) as events:
             repo, issue = pull_of(owner, name, number)
             pull = issue.pull
             assert pull is not None
@@ -443,7 +444,7 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
     def rerequest(
         check_run_id: int, request: Request, body: Annotated[ActorBody | None, Body()] = None
     ) -> dict[str, Any]:
-        with acting(request) as (events, _):
+        with acting(request) as events:
             run = state.check_runs.get(check_run_id)
             if run is None:
                 raise ApiError(404, f"No check run {check_run_id}")

@@ -31,7 +31,6 @@ from app.simulator.gitstore import (
     GitStore,
 )
 from app.simulator.models import (
-    LEGACY_PERMISSION,
     ROLES,
     Account,
     CheckRun,
@@ -59,6 +58,21 @@ FileChangeSpec = str | dict[str, str] | None
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_LIFETIME = timedelta(hours=1)
+# Ids per kind of object start in separate ranges, so that passing one kind for another shows.
+_ID_STARTS = {
+    "account": 1000,
+    "team": 100,
+    "installation": 10,
+    "repo": 500_000,
+    "issue": 2_000_000,
+    "pull": 3_000_000,
+    "comment": 4_000_000,
+    "label": 5_000_000,
+    "reaction": 6_000_000,
+    "check_run": 7_000_000,
+    "check_suite": 8_000_000,
+    "delivery": 9_000_000,
+}
 
 
 @dataclass(frozen=True)
@@ -99,26 +113,9 @@ class SimulatorState:
             self._diffs: dict[tuple[str, str], list[FileChange]] = {}
 
     def next_id(self, kind: str) -> int:
-        """Ids per kind of object, in separate ranges so that a mix-up shows."""
-        starts = {
-            "account": 1000,
-            "repo": 500_000,
-            "issue": 2_000_000,
-            "pull": 3_000_000,
-            "comment": 4_000_000,
-            "label": 5_000_000,
-            "reaction": 6_000_000,
-            "check_run": 7_000_000,
-            "check_suite": 8_000_000,
-            "installation": 10,
-            "delivery": 9_000_000,
-            "team": 100,
-            "request": 1,
-            "fault": 1,
-        }
         counter = self._ids.get(kind)
         if counter is None:
-            counter = self._ids[kind] = itertools.count(starts.get(kind, 1))
+            counter = self._ids[kind] = itertools.count(_ID_STARTS.get(kind, 1))
         return next(counter)
 
     # -- accounts ---------------------------------------------------------------------------
@@ -132,13 +129,9 @@ class SimulatorState:
             acc = Account(login, self.next_id("account"), kind)
             self.accounts[login.lower()] = acc
         elif kind == "Organization" and acc.type == "User":
-            acc.type = (
-                "Organization"  # a login first seen as a user turns out to be an organization
-            )
+            # A login first seen as a user turns out to be an organization.
+            acc.type = "Organization"
         return acc
-
-    def bot_account(self) -> Account:
-        return self.account(self.config.app.bot_login, "Bot")
 
     def org(self, login: str) -> Account:
         acc = self.accounts.get(login.lower())
@@ -397,12 +390,8 @@ class SimulatorState:
             merged, (base_head, pull.head_sha), f"Merge pull request #{issue.number}", actor, _ts()
         )
         repo.branches[pull.base_ref] = sha
-        pull.merged, pull.merged_at, pull.merged_by, pull.merge_commit_sha = (
-            True,
-            utcnow(),
-            actor,
-            sha,
-        )
+        pull.merged, pull.merged_at = True, utcnow()
+        pull.merged_by, pull.merge_commit_sha = actor, sha
         self.set_state(issue, "closed", actor)
         return sha
 
@@ -487,9 +476,6 @@ class SimulatorState:
         if not repo.private:
             candidates.append("read")
         return min(candidates, key=ROLES.index)
-
-    def legacy_permission(self, repo: Repo, login: str) -> str:
-        return LEGACY_PERMISSION[self.role_of(repo, login)]
 
     def author_association(self, repo: Repo, login: str) -> str:
         lower = login.lower()

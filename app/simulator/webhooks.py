@@ -138,33 +138,25 @@ class WebhookSender:
                 record.status, record.status_code = "No webhook URL configured", None
             return
         started = time.monotonic()
+        response: httpx.Response | None = None
         try:
             response = self._client.post(record.url, content=record.body, headers=record.headers)
-        except httpx.TimeoutException:
-            outcome: tuple[str, int | None, dict[str, str], str] = ("timed out", None, {}, "")
-        except httpx.HTTPError as exc:
-            outcome = (f"failed to connect to host: {exc}", None, {}, "")
-        else:
             status = (
-                "OK"
-                if 200 <= response.status_code < 300
-                else f"Invalid HTTP Response: {response.status_code}"
+                "OK" if response.is_success else f"Invalid HTTP Response: {response.status_code}"
             )
-            outcome = (
-                status,
-                response.status_code,
-                dict(response.headers),
-                response.text[:_RESPONSE_BODY_KEPT],
-            )
+        except httpx.TimeoutException:
+            status = "timed out"
+        except httpx.HTTPError as exc:
+            status = f"failed to connect to host: {exc}"
         with self.state.lock:
-            record.status, record.status_code, record.response_headers, record.response_body = (
-                outcome
-            )
+            record.status = status
             record.duration = round(time.monotonic() - started, 3)
             record.delivered_at = utcnow()
-        log.debug(
-            "delivered %s.%s %s -> %s", record.event, record.action, record.guid, record.status
-        )
+            if response is not None:
+                record.status_code = response.status_code
+                record.response_headers = dict(response.headers)
+                record.response_body = response.text[:_RESPONSE_BODY_KEPT]
+        log.debug("delivered %s.%s %s: %s", record.event, record.action, record.guid, status)
 
     def send_now(self, records: list[DeliveryRecord]) -> None:
         self._log(records)
@@ -192,9 +184,10 @@ class WebhookSender:
         return True
 
     def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="sim-webhooks", daemon=True)
-            self._thread.start()
+        with self._idle:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sim-webhooks", daemon=True)
+                self._thread.start()
 
     def _run(self) -> None:
         while True:
@@ -210,9 +203,6 @@ class WebhookSender:
                 with self._idle:
                     self._pending -= 1
                     self._idle.notify_all()
-
-    def close(self) -> None:
-        self._client.close()
 
 
 class Events:
