@@ -93,7 +93,7 @@ def serve(
     )
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: Linux sends it SIGTERM when `labbot serve` exits, however
     it exits (uvicorn re-raises SIGTERM after shutdown, so atexit alone is not enough)."""
     import ctypes
@@ -106,7 +106,7 @@ def _start_child_worker() -> None:
     child = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "worker"],
         env=os.environ.copy(),
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+        preexec_fn=die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
     )
 
     def stop_child() -> None:

@@ -4,10 +4,10 @@ per delivery; an idle service writes each delivery on its own, at once."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
-from concurrent.futures import Future
 
 from app import deliveries
 from app.db.models import DeliveryStatus
@@ -15,25 +15,38 @@ from app.deliveries import Incoming, Outcome
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 200
+# Two writers: while one waits on the database or the broker, the other fills the next batch.
+WRITERS = 2
 
-_Item = tuple[Incoming, DeliveryStatus, "Future[Outcome]"]
+_Item = tuple[Incoming, DeliveryStatus, "asyncio.Future[Outcome]"]
 
 
 class IntakeWriter:
-    def __init__(self, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, max_batch: int = MAX_BATCH, writers: int = WRITERS
+    ) -> None:
+        self._loop = loop
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._max_batch = max_batch
-        self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"intake-writer-{n}", daemon=True)
+            for n in range(writers)
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
-    def submit(self, incoming: Incoming, status: DeliveryStatus) -> Future[Outcome]:
-        future: Future[Outcome] = Future()
+    def submit(self, incoming: Incoming, status: DeliveryStatus) -> asyncio.Future[Outcome]:
+        """Called on the event loop; the future resolves once the delivery is committed (and
+        published, when the broker takes it)."""
+        future: asyncio.Future[Outcome] = self._loop.create_future()
         self._queue.put((incoming, status, future))
         return future
 
@@ -58,6 +71,7 @@ class IntakeWriter:
                 return
 
     def _write(self, batch: list[_Item]) -> None:
+        futures = [future for _, _, future in batch]
         try:
             outcomes = deliveries.take_in_batch(
                 [(incoming, status) for incoming, status, _ in batch]
@@ -65,8 +79,19 @@ class IntakeWriter:
         except Exception as exc:
             # Nothing was committed: each request answers 5xx and GitHub shows it as failed.
             log.error("recording %d deliveries failed: %s", len(batch), type(exc).__name__)
-            for _, _, future in batch:
-                future.set_exception(exc)
+            self._loop.call_soon_threadsafe(_fail_all, futures, exc)
             return
-        for (_, _, future), (_, outcome) in zip(batch, outcomes, strict=True):
+        # One wake-up of the event loop per batch, not per request.
+        self._loop.call_soon_threadsafe(_resolve_all, futures, [outcome for _, outcome in outcomes])
+
+
+def _resolve_all(futures: list[asyncio.Future[Outcome]], outcomes: list[Outcome]) -> None:
+    for future, outcome in zip(futures, outcomes, strict=True):
+        if not future.done():  # the client may have gone away
             future.set_result(outcome)
+
+
+def _fail_all(futures: list[asyncio.Future[Outcome]], exc: Exception) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(exc)

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ WEBHOOKS = ROOT.parent / "shared" / "data" / "webhooks"
 SECRET = "bench-webhook-secret-5b1e0c"
 sys.path.insert(0, str(ROOT))
 
+from app.cli import die_with_parent  # noqa: E402
 from app.signatures import sign  # noqa: E402
 
 
@@ -208,6 +210,7 @@ def main() -> None:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     worker = subprocess.Popen(
         [
@@ -223,7 +226,11 @@ def main() -> None:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
+    # A SIGTERM (a timeout) still runs the cleanup below: a stray worker left on the same Redis
+    # database would take the next run's messages.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -256,7 +263,10 @@ def main() -> None:
                     "SELECT count(*) FROM deliveries"
                     " WHERE status IN ('received', 'queued', 'processing')"
                 ).fetchone()[0]
-                if pending == 0 or time.monotonic() - drain_started > 600:
+                if pending == 0:
+                    break
+                if time.monotonic() - drain_started > 600:
+                    print(f"{pending} deliveries still pending after 600 s", file=sys.stderr)
                     break
                 time.sleep(1)
             drain = time.monotonic() - drain_started
