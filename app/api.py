@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app import deliveries
+from app.db.models import Job, TriageFinding, TriageRun
 from app.db.session import get_engine
 from bots import messages
 
@@ -23,6 +24,63 @@ def get_delivery(guid: str) -> dict[str, Any]:
     if record is None:
         raise HTTPException(status_code=404, detail=messages.DELIVERY_NOT_FOUND)
     return record
+
+
+@router.get("/api/jobs/{job_id}")
+def get_job(job_id: int) -> dict[str, Any]:
+    with get_engine().connect() as conn:
+        row = conn.execute(
+            select(
+                Job.id,
+                Job.kind,
+                Job.state,
+                Job.head_sha,
+                Job.attempts,
+                Job.worker,
+                Job.progress,
+                Job.error,
+                Job.queued_at,
+                Job.started_at,
+                Job.finished_at,
+            ).where(Job.id == job_id)
+        ).one_or_none()
+    if row is None:
+        raise HTTPException(status_code=404, detail=messages.JOB_NOT_FOUND)
+    return dict(row._mapping)
+
+
+@router.get("/api/triage-runs/{run_id}")
+def get_triage_run(run_id: int) -> dict[str, Any]:
+    """Every finding of a triage run (the check run shows at most a few hundred)."""
+    with get_engine().connect() as conn:
+        run = conn.execute(
+            select(
+                TriageRun.id,
+                TriageRun.head_sha,
+                TriageRun.status,
+                TriageRun.conclusion,
+                TriageRun.summary,
+                TriageRun.errors,
+                TriageRun.warnings,
+                TriageRun.created_at,
+            ).where(TriageRun.id == run_id)
+        ).one_or_none()
+        if run is None:
+            raise HTTPException(status_code=404, detail=messages.TRIAGE_RUN_NOT_FOUND)
+        findings = conn.execute(
+            select(
+                TriageFinding.path,
+                TriageFinding.line,
+                TriageFinding.column,
+                TriageFinding.severity,
+                TriageFinding.rule,
+                TriageFinding.message,
+                TriageFinding.hint,
+            )
+            .where(TriageFinding.triage_run_id == run_id)
+            .order_by(TriageFinding.path, TriageFinding.line, TriageFinding.column)
+        ).all()
+    return {**dict(run._mapping), "findings": [dict(f._mapping) for f in findings]}
 
 
 @router.get("/healthz")

@@ -201,8 +201,10 @@ def dev() -> None:
 
 def _attach_subcommands() -> None:
     from app.simulator.cli import github
+    from bots.triage.cli import triage
 
     dev.add_command(github)
+    main.add_command(triage)
 
 
 _attach_subcommands()

@@ -63,3 +63,42 @@ def _active(session: Session, kind: JobKind, pull_request_id: int, head_sha: str
             Job.state.in_(ACTIVE_STATES),
         )
     ).first()
+
+
+def claim_job(job_id: int, worker: str) -> Job | None:
+    """Mark a queued job running, once. None when it is not queued any more (cancelled, or a
+    second copy of the message)."""
+    from app.db.models import utcnow
+    from app.db.session import session_scope
+
+    with session_scope() as session:
+        job = session.scalars(
+            select(Job).where(Job.id == job_id, Job.state == JobState.queued).with_for_update()
+        ).one_or_none()
+        if job is None:
+            return None
+        job.state = JobState.running
+        job.attempts += 1
+        job.started_at = utcnow()
+        job.worker = worker
+        return job
+
+
+def finish_job(job_id: int, state: JobState, error: str | None = None) -> None:
+    from app.db.models import utcnow
+    from app.db.session import session_scope
+
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        if job is not None:
+            job.state = state
+            job.error = error[:2000] if error else None
+            job.finished_at = utcnow()
+
+
+def publish_job(job: Job) -> None:
+    """Hand a committed job to its stage's queue. Only the id travels."""
+    from workers.tasks import JOB_TASKS
+
+    task = JOB_TASKS[job.kind]
+    task.apply_async(args=[job.id], task_id=f"job-{job.id}-{job.attempts}")

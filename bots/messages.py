@@ -19,6 +19,8 @@ WEBHOOK_BAD_JSON = "The body is not valid JSON."
 WEBHOOK_NOT_RECORDED = "The delivery could not be recorded; redeliver it from the App settings."
 
 DELIVERY_NOT_FOUND = "No delivery with that GUID."
+JOB_NOT_FOUND = "No job with that id."
+TRIAGE_RUN_NOT_FOUND = "No triage run with that id."
 
 # Command line.
 CLI_DEV_SECRET_NOTICE = (
@@ -27,3 +29,21 @@ CLI_DEV_SECRET_NOTICE = (
 )
 CLI_SERVING = "labbot serving on http://{host}:{port} (database: {database}; broker: {broker})"
 CLI_MIGRATED = "Database is at the latest schema revision."
+
+# Triage on the PR: the check run and the sticky comment.
+TRIAGE_CHECK_TITLE_OK = "No problems found"
+TRIAGE_CHECK_TITLE = "{errors} error(s), {warnings} warning(s)"
+TRIAGE_ANNOTATIONS_CUT = (
+    "Showing the first {shown} of {total} findings as annotations; all of them are at {url}"
+)
+TRIAGE_CONFIG_PROBLEMS = (
+    "`.github/labbot.yml` has problems; the defaults were used where it was wrong:"
+)
+TRIAGE_COMMENT_HEADER = "### labbot triage for {sha}"
+TRIAGE_COMMENT_OK = "All checks passed. A triager will review the contribution next."
+TRIAGE_COMMENT_MORE = "…and {count} more in the [check run]({url})."
+TRIAGE_COMMENT_FOOTER = (
+    "Fix the findings and push: triage runs again on every push. "
+    "You can check locally first with `labbot triage --root . --diff-base origin/main`. "
+    "[All findings]({url})"
+)

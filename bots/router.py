@@ -5,5 +5,7 @@ from __future__ import annotations
 
 from bots import installations, pull_requests
 from bots.registry import Router
+from bots.triage import bot as triage
 
-router = Router(pull_requests.router, installations.router)
+# Order matters within an event: the PR is recorded before triage is requested for it.
+router = Router(pull_requests.router, installations.router, triage.router)

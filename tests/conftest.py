@@ -22,10 +22,14 @@ import httpx
 import psycopg
 import pytest
 import redis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app import signatures
 from app.config import get_settings
 from app.db.migrate import upgrade
+from app.github.auth import reset_app_contexts
+from app.simulator.admin_client import SimulatorAdmin
 from workers.celery_app import celery_app, configure_celery
 
 pytest_plugins = ["tests.fixtures.simulator"]
@@ -284,3 +288,75 @@ def json_lines(text: str) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return records
+
+
+# --- labbot as a GitHub App against the simulator ----------------------------------------------
+
+APP_ID = 4242
+READER_TOKEN = "ghp_test_reader_token_000000000000000000"
+
+
+@dataclass
+class Labbot:
+    base_url: str
+    env: dict[str, str]
+    start_api: Callable[[], Process]
+
+
+@pytest.fixture
+def app_key(tmp_path: Path) -> tuple[Path, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = tmp_path / "app.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public.decode()
+
+
+@pytest.fixture
+def labbot(
+    postgres_backend: Backend,
+    sim: SimulatorAdmin,
+    app_key: tuple[Path, str],
+    start_process: Callable[..., Process],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Labbot]:
+    private_key_path, public_key = app_key
+    port = free_port()
+    env = {
+        **postgres_backend.env,
+        "LABBOT_GITHUB_API_URL": sim.api_url,
+        "LABBOT_GITHUB_APP_ID": str(APP_ID),
+        "LABBOT_GITHUB_APP_SLUG": "labbot",
+        "LABBOT_GITHUB_PRIVATE_KEY_PATH": str(private_key_path),
+        "LABBOT_GITHUB_TOKEN": "",
+        "LABBOT_GITHUB_WRITE_INTERVAL_SECONDS": "0",
+        "LABBOT_REDELIVER_INTERVAL_SECONDS": "0",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    reset_app_contexts()
+    sim.configure(
+        webhook_url=f"http://127.0.0.1:{port}/webhooks/github",
+        webhook_secret=TEST_SECRET,
+        app={"id": APP_ID, "slug": "labbot", "public_key_pem": public_key},
+        plain_token=READER_TOKEN,  # for tests to read back what labbot posted
+    )
+    base_url = f"http://127.0.0.1:{port}"
+
+    def start_api() -> Process:
+        api = start_process(["serve", "--port", str(port), "--no-worker"], env, "api")
+        wait_http_ok(f"{base_url}/healthz", process=api)
+        return api
+
+    start_process(["worker", "--concurrency", "2"], env, "worker")
+    yield Labbot(base_url, env, start_api)
+    reset_app_contexts()

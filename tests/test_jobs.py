@@ -44,7 +44,8 @@ def test_second_request_for_the_same_job_reports_the_existing_one(backend: Backe
             head_sha="a" * 40,
             requested_by="triager",
         )
-    assert first.created and not second.created
+    assert first.created
+    assert not second.created
     assert second.job.id == first.job.id
 
     # Another kind, or a new head SHA, is a different job.
@@ -63,7 +64,8 @@ def test_second_request_for_the_same_job_reports_the_existing_one(backend: Backe
             pull_request_id=pull_id,
             head_sha="b" * 40,
         )
-    assert other_kind.created and new_head.created
+    assert other_kind.created
+    assert new_head.created
 
     # Once the job has finished, the same request makes a fresh job.
     with session_scope() as session:
@@ -76,7 +78,8 @@ def test_second_request_for_the_same_job_reports_the_existing_one(backend: Backe
             pull_request_id=pull_id,
             head_sha="a" * 40,
         )
-    assert again.created and again.job.id != first.job.id
+    assert again.created
+    assert again.job.id != first.job.id
 
 
 def test_concurrent_submissions_make_one_job(backend: Backend) -> None:

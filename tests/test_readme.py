@@ -19,5 +19,6 @@ def test_every_setting_is_documented() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     ci = (REPO_ROOT / ".ci" / "run").read_text()
-    assert "make test" in readme and "make serve" in readme
+    assert "make test" in readme
+    assert "make serve" in readme
     assert "make test" in ci

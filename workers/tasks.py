@@ -9,12 +9,12 @@ import time
 from pydantic import ValidationError
 
 from app import deliveries
-from app.db.models import DeliveryStatus
+from app.db.models import DeliveryStatus, JobKind
 from app.logs import bound_delivery
 from bots.payloads import Payload
 from bots.registry import EventContext, Ignore
 from bots.router import router
-from workers.celery_app import EVENTS_QUEUE, celery_app
+from workers.celery_app import EVENTS_QUEUE, TRIAGE_QUEUE, celery_app
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +69,14 @@ def _describe(exc: BaseException) -> str:
         fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
         return f"missing or invalid fields: {fields}"
     return f"{type(exc).__name__}: {exc}"
+
+
+@celery_app.task(name="labbot.run_triage", queue=TRIAGE_QUEUE)
+def run_triage(job_id: int) -> None:
+    from bots.triage.runner import run_triage_job
+
+    run_triage_job(job_id)
+
+
+# The task that runs each kind of job; later stages add theirs.
+JOB_TASKS = {JobKind.triage: run_triage}

@@ -1,0 +1,259 @@
+"""The triage job: fetch the PR's files at its head SHA through the GitHub port, run the
+engine, record the run, then post the check run (with annotations), the sticky comment and the
+labels. Results for a SHA that is no longer the PR's head are recorded but never posted as
+current."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.config import Settings, get_settings
+from app.db.models import (
+    BotComment,
+    Job,
+    JobState,
+    PullRequest,
+    Repository,
+    RunStatus,
+    TriageFinding,
+    TriageRun,
+    utcnow,
+)
+from app.db.session import session_scope
+from app.github.factory import github_port
+from app.github.port import FileMode as GitMode
+from app.github.port import GitHubPort
+from app.jobs import claim_job, finish_job
+from bots.triage import (
+    FileMode,
+    InputFile,
+    RepoConfig,
+    TriageReport,
+    layout,
+    load_repo_config,
+    triage_files,
+)
+from bots.triage.bot import CHECK_NAME
+from bots.triage.report import check_run_output, comment_body, wanted_labels
+
+log = logging.getLogger(__name__)
+REPO_CONFIG_PATH = ".github/labbot.yml"
+COMMENT_PURPOSE = "triage"
+# Categories whose content the engine reads; every other file is judged by its path and mode.
+READ_CATEGORIES = ("qna", "attribution", "config")
+
+
+@dataclass(frozen=True)
+class _Target:
+    job_id: int
+    repo: str
+    repository_id: int
+    installation_id: int | None
+    number: int
+    head_sha: str
+    pull_request_id: int
+
+
+def run_triage_job(job_id: int) -> None:
+    job = claim_job(job_id, socket.gethostname())
+    if job is None:
+        log.info("triage job %s is not queued any more; skipping", job_id)
+        return
+    target = _load_target(job)
+    settings = get_settings()
+    try:
+        github = github_port(settings, target.installation_id)
+        state = _triage(settings, github, target)
+    except Exception as exc:
+        finish_job(job_id, JobState.failed, f"{type(exc).__name__}: {exc}")
+        raise
+    finish_job(job_id, state)
+
+
+def _load_target(job: Job) -> _Target:
+    with session_scope() as session:
+        pull = session.get(PullRequest, job.pull_request_id)
+        repository = session.get(Repository, job.repository_id)
+        if pull is None or repository is None or job.head_sha is None:
+            raise LookupError(f"triage job {job.id} has no pull request or head SHA")
+        return _Target(
+            job.id,
+            repository.full_name,
+            repository.id,
+            repository.installation_id,
+            pull.number,
+            job.head_sha,
+            pull.id,
+        )
+
+
+def _triage(settings: Settings, github: GitHubPort, target: _Target) -> JobState:
+    fresh = github.get_pull_request(target.repo, target.number)
+    if fresh.head_sha != target.head_sha or fresh.state != "open":
+        return JobState.cancelled  # a newer push has its own job; a closed PR needs none
+    check_run_id = github.create_check_run(
+        target.repo,
+        CHECK_NAME,
+        target.head_sha,
+        status="in_progress",
+        external_id=f"triage-job-{target.job_id}",
+        details_url=_details_url(settings, target),
+    )
+    config_bytes = github.get_file_content(target.repo, REPO_CONFIG_PATH, fresh.base_sha)
+    config, config_findings = load_repo_config(config_bytes)
+    report = triage_files(
+        _input_files(github, target, config),
+        config,
+        lookup=lambda path: github.get_file_content(target.repo, path, target.head_sha),
+    )
+    run_id = _record(target, report, check_run_id)
+
+    # The verdict belongs to this SHA whatever happens next, so the check run is completed.
+    output = check_run_output(report, config_findings, _details_url(settings, target, run_id))
+    github.update_check_run(
+        target.repo,
+        check_run_id,
+        status="completed",
+        conclusion="failure" if report.errors else "success",
+        output=output,
+    )
+    current = github.get_pull_request(target.repo, target.number)
+    if current.head_sha != target.head_sha:
+        _mark_run(run_id, RunStatus.superseded)
+        return JobState.succeeded
+    _post_comment(
+        github,
+        target,
+        comment_body(report, target.head_sha, _details_url(settings, target, run_id)),
+    )
+    _set_labels(github, target, config, report, current.labels)
+    _mark_run(run_id, RunStatus.completed)
+    return JobState.succeeded
+
+
+def _input_files(github: GitHubPort, target: _Target, config: RepoConfig) -> list[InputFile]:
+    changed = github.list_changed_files(target.repo, target.number)
+    tree = {entry.path: entry for entry in github.list_tree(target.repo, target.head_sha)}
+    files = []
+    for change in changed:
+        if change.status == "removed":
+            files.append(InputFile(change.path, None, deleted=True))
+            continue
+        entry = tree.get(change.path)
+        mode = FileMode.parse(entry.mode.value) if entry else FileMode.regular
+        size = entry.size if entry else None
+        category = layout.classify(change.path, config.triage).category
+        needs_content = (
+            mode in (FileMode.regular, FileMode.executable)
+            and category in READ_CATEGORIES
+            and (size is None or size <= config.triage.limits.max_file_bytes)
+        )
+        content = (
+            github.get_file_content(target.repo, change.path, target.head_sha)
+            if needs_content
+            else None
+        )
+        if entry is not None and entry.mode in (GitMode.symlink, GitMode.submodule):
+            content = None  # seen as what it is; never read, never followed
+        files.append(
+            InputFile(change.path, content, mode=mode, size=size if content is None else None)
+        )
+    return files
+
+
+def _record(target: _Target, report: TriageReport, check_run_id: int) -> int:
+    with session_scope() as session:
+        run = TriageRun(
+            pull_request_id=target.pull_request_id,
+            head_sha=target.head_sha,
+            status=RunStatus.running,
+            conclusion="failure" if report.errors else "success",
+            check_run_id=check_run_id,
+            summary=report.blocking_sentence(),
+            errors=report.errors,
+            warnings=report.warnings,
+            finished_at=utcnow(),
+        )
+        session.add(run)
+        session.flush()
+        for result in report.files:
+            for finding in result.findings:
+                session.add(
+                    TriageFinding(
+                        triage_run_id=run.id,
+                        path=result.path,
+                        rule=finding.rule,
+                        severity=finding.severity.value,
+                        line=finding.line,
+                        column=finding.column,
+                        message=finding.message,
+                        hint=finding.hint or None,
+                    )
+                )
+        return run.id
+
+
+def _mark_run(run_id: int, status: RunStatus) -> None:
+    with session_scope() as session:
+        run = session.get(TriageRun, run_id)
+        if run is not None:
+            run.status = status
+
+
+def _post_comment(github: GitHubPort, target: _Target, body: str) -> None:
+    with session_scope() as session:
+        stored = session.scalars(
+            select(BotComment).where(
+                BotComment.repository_id == target.repository_id,
+                BotComment.pr_number == target.number,
+                BotComment.purpose == COMMENT_PURPOSE,
+            )
+        ).one_or_none()
+        known = stored.comment_id if stored else None
+    comment_id = github.upsert_comment(target.repo, target.number, COMMENT_PURPOSE, body, known)
+    if comment_id == known:
+        return
+    with session_scope() as session:
+        stored = session.scalars(
+            select(BotComment).where(
+                BotComment.repository_id == target.repository_id,
+                BotComment.pr_number == target.number,
+                BotComment.purpose == COMMENT_PURPOSE,
+            )
+        ).one_or_none()
+        if stored is None:
+            session.add(
+                BotComment(
+                    repository_id=target.repository_id,
+                    pr_number=target.number,
+                    purpose=COMMENT_PURPOSE,
+                    comment_id=comment_id,
+                )
+            )
+        else:
+            stored.comment_id = comment_id
+
+
+def _set_labels(
+    github: GitHubPort,
+    target: _Target,
+    config: RepoConfig,
+    report: TriageReport,
+    current: tuple[str, ...],
+) -> None:
+    add, remove = wanted_labels(config.labels, report, set(current))
+    if add:
+        github.add_labels(target.repo, target.number, sorted(add))
+    for label in sorted(remove):
+        github.remove_label(target.repo, target.number, label)
+
+
+def _details_url(settings: Settings, target: _Target, run_id: int | None = None) -> str:
+    base = settings.public_url.rstrip("/")
+    if run_id is None:
+        return f"{base}/api/jobs/{target.job_id}"
+    return f"{base}/api/triage-runs/{run_id}"
