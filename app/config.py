@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     github_write_interval_seconds: float = Field(
         1.0, ge=0, description="Minimum spacing between write requests (secondary limits)."
     )
+    github_write_burst: int = Field(
+        5,
+        ge=1,
+        description="Writes that may go out at once before the interval applies; a PR's few "
+        "writes are answered at once, a burst of PRs is held to one write per interval.",
+    )
     github_timeout_seconds: float = Field(15.0, gt=0)
 
     log_level: str = "INFO"

@@ -176,6 +176,12 @@ def main() -> None:
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument(
+        "--worker-pool",
+        choices=["prefork", "solo", "threads"],
+        default="prefork",
+        help="Celery pool of the worker",
+    )
+    parser.add_argument(
         "--worker-nice",
         type=int,
         default=10,
@@ -221,6 +227,8 @@ def main() -> None:
             "worker",
             "--concurrency",
             str(args.worker_concurrency),
+            "--pool",
+            args.worker_pool,
         ],
         env=env,
         cwd=ROOT,
@@ -246,6 +254,7 @@ def main() -> None:
         # Warm-up (not counted): connections, caches, worker pools.
         asyncio.run(drive(port, args.rate, 3, args.connections, payloads))
         cpu_before = cpu_by_component(api.pid, worker.pid)
+        client_before = time.process_time()
         scheduled, service, statuses, guids, elapsed = asyncio.run(
             drive(port, args.rate, args.duration, args.connections, payloads)
         )
@@ -253,6 +262,7 @@ def main() -> None:
             name: used - cpu_before[name]
             for name, used in cpu_by_component(api.pid, worker.pid).items()
         }
+        cpu_during["load_generator"] = time.process_time() - client_before
         acked = sum(n for code, n in statuses.items() if 200 <= code < 300)
 
         # Wait for the worker to drain, then read the outcome of every delivery we sent.
@@ -313,6 +323,7 @@ def main() -> None:
                 "api_workers": args.api_workers,
                 "worker_concurrency": args.worker_concurrency,
                 "worker_nice": args.worker_nice,
+                "worker_pool": args.worker_pool,
                 "cpus": os.cpu_count(),
             },
         }

@@ -148,3 +148,42 @@ def test_symlinks_submodules_and_stray_files_are_refused_without_being_followed(
     # The symlink was never dereferenced: labbot asked for no content at its target.
     targets = [r["path"] for r in sim.requests() if ".cache" in r["path"]]
     assert targets == []
+
+
+def test_a_job_for_an_old_head_posts_nothing(labbot: Labbot, sim: SimulatorAdmin) -> None:
+    """Results for a SHA that is no longer the PR's head are never posted as current."""
+    from sqlalchemy import select
+
+    from app.db.models import Job, JobKind, JobState, PullRequest, Repository
+    from app.db.session import session_scope
+    from app.jobs import submit_job
+    from bots.triage.runner import run_triage_job
+
+    labbot.start_api()
+    gh = Github(base_url=sim.api_url, auth=Auth.Token(READER_TOKEN))
+    sim.create_repo(REPO, {"README.md": "# taxonomy\n"}, org=True)
+    opened = sim.open_pr(REPO, author="contributor", title="t", files=files_of(PR_1412))
+    completed_run(gh, opened.head_sha)
+    pushed = sim.push(REPO, opened.number, {"compositional_skills/extra/qna.yaml": "version: 3\n"})
+    completed_run(gh, pushed.head_sha)
+
+    with session_scope() as session:
+        pull = session.scalars(select(PullRequest)).one()
+        repository = session.scalars(select(Repository)).one()
+        stale = submit_job(
+            session,
+            JobKind.triage,
+            repository_id=repository.id,
+            pull_request_id=pull.id,
+            head_sha=opened.head_sha,
+        ).job.id
+    runs_before = gh.get_repo(REPO).get_commit(opened.head_sha).get_check_runs().totalCount
+    comment_before = triage_comments(gh, opened.number)[0].body
+
+    run_triage_job(stale)
+
+    with session_scope() as session:
+        assert session.get(Job, stale).state is JobState.cancelled  # type: ignore[union-attr]
+    assert gh.get_repo(REPO).get_commit(opened.head_sha).get_check_runs().totalCount == runs_before
+    assert triage_comments(gh, opened.number)[0].body == comment_before
+    assert pushed.head_sha[:12] in comment_before

@@ -41,7 +41,10 @@ def github_for_installation(
     context = app_context(settings)
     auth = InstallationAuth(context.tokens, installation_id)
     transport = Transport(
-        _policy(settings, policy), settings.github_write_interval_seconds, reauth=auth.refused
+        _policy(settings, policy),
+        settings.github_write_interval_seconds,
+        reauth=auth.refused,
+        write_burst=settings.github_write_burst,
     )
     # Token requests get the same rate-limit and 5xx rules, but a 401 there is final.
     minting = Transport(transport.policy, 0.0)
@@ -64,7 +67,11 @@ def github_for_token(
             "No GitHub token: set LABBOT_GITHUB_TOKEN, or LABBOT_GITHUB_APP_ID with the App's "
             "private key."
         )
-    transport = Transport(_policy(settings, policy), settings.github_write_interval_seconds)
+    transport = Transport(
+        _policy(settings, policy),
+        settings.github_write_interval_seconds,
+        write_burst=settings.github_write_burst,
+    )
     # Whose comments are ours is learnt from GET /user when first needed.
     return PyGithubPort(
         _github(settings, Auth.Token(token), per_page), transport, public_url=settings.public_url

@@ -605,7 +605,7 @@ def test_app_tokens_never_reach_the_logs(
 def test_writes_are_spaced_by_the_configured_interval(token_sim: SimulatorAdmin) -> None:
     """Row 37. The simulator logs whole seconds, so a 1 s interval is what its log can prove:
     writes at least 1 s apart always land in different seconds."""
-    settings = make_settings(token_sim, github_write_interval_seconds=1.0)
+    settings = make_settings(token_sim, github_write_interval_seconds=1.0, github_write_burst=1)
     pr = open_pr(token_sim, {"knowledge/a/qna.yaml": "a: 1\n"})
     gh = github_for_token(settings)
     start = time.monotonic()
@@ -618,6 +618,18 @@ def test_writes_are_spaced_by_the_configured_interval(token_sim: SimulatorAdmin)
     stamps = [datetime.fromisoformat(r["at"].replace("Z", "+00:00")) for r in writes]
     assert len(stamps) == 3
     assert all((b - a).total_seconds() >= 1 for a, b in zip(stamps, stamps[1:], strict=False))
+
+
+def test_a_burst_of_writes_goes_at_once_then_one_per_interval(token_sim: SimulatorAdmin) -> None:
+    """Row 37 with a burst allowance: three writes go out without waiting, the rest are held to
+    the interval, so N writes take at least (N - burst) intervals."""
+    settings = make_settings(token_sim, github_write_interval_seconds=0.4, github_write_burst=3)
+    pr = open_pr(token_sim, {"knowledge/a/qna.yaml": "a: 1\n"})
+    gh = github_for_token(settings)
+    start = time.monotonic()
+    for label in ("a", "b", "c", "d", "e", "f"):
+        gh.add_labels(REPO, pr.number, [label])
+    assert time.monotonic() - start >= (6 - 3) * 0.4 * 0.95
 
 
 def test_factory_picks_the_mode_from_settings(sim: SimulatorAdmin) -> None:
