@@ -200,7 +200,7 @@ class PiiConfig(_Strict):
 class Limits(_Strict):
     max_file_bytes: int = Field(256 * 1024, gt=0)
     max_pr_bytes: int = Field(8 * 1024 * 1024, gt=0)
-    max_files: int = Field(300, gt=0)
+    max_files: int = Field(3000, gt=0)
     max_alias_nodes: int = Field(100_000, gt=0)
     max_depth: int = Field(64, gt=1, le=200)
     max_text_chars: int = Field(6000, gt=0)

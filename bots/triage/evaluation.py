@@ -30,7 +30,8 @@ CATEGORIES: tuple[tuple[str, frozenset[str], str], ...] = (
     (
         "pr-size-cap",
         frozenset({"layout/too-many-files", "layout/pr-too-large", "layout/file-too-large"}),
-        "file beyond the per-PR file cap (300) or over the size caps; not parsed",
+        "file beyond the per-PR file cap (3,000, GitHub's listing limit) or the size caps; "
+        "not parsed",
     ),
     (
         "refused-root",

@@ -3,8 +3,6 @@ back to it as GitHub does; redelivery keeps the GUID."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from github import Auth, Github, GithubIntegration
 
@@ -254,8 +252,6 @@ def test_installation_created_and_check_run_rerequested(
 
 def test_unreachable_labbot_is_recorded(sim: SimulatorAdmin, taxonomy: str) -> None:
     sim.configure(webhook_url="http://127.0.0.1:9/webhooks/github")
-    started = time.monotonic()
     opened = sim.open_pr(REPO, author="alice", files={"a.md": "a\n"})
     assert opened.status is None
-    assert time.monotonic() - started < 5
     assert sim.deliveries()[-1]["status_text"].startswith("failed to connect")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 import tracemalloc
 from typing import Any
 
@@ -129,15 +128,13 @@ BOMB = (
 )
 
 
-def test_42_alias_bomb_is_refused_fast_and_small() -> None:
+def test_42_alias_bomb_is_refused_without_being_expanded() -> None:
     tracemalloc.start()
-    started = time.perf_counter()
     result = check(BOMB)
-    elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert "yaml/alias-limit" in rules(result, "error")
-    assert elapsed < 0.5  # 9**9 values if expanded
+    # 9**9 values if it were expanded; refused while the document is still small.
     assert peak < 20 * 1024 * 1024
 
 
@@ -464,17 +461,19 @@ def test_57_large_file_is_capped_before_parsing(corpus: Corpus) -> None:
     key = "465/knowledge/technical_manual/devfiles/qna.yaml"
     assert len(corpus_file(key)) > 600_000
     assert rules(results[key], "error") == {"layout/file-too-large"}
-    started = time.perf_counter()
+    # Refused on size alone: no YAML, lint or schema finding means it was never parsed.
     result = triage_file("knowledge/a/qna.yaml", b"a: " + b"x" * 2_000_000)
-    assert time.perf_counter() - started < 0.1
     assert rules(result) == {"layout/file-too-large"}
 
 
 def test_58_unfetched_big_blob_and_too_many_files() -> None:
     big = InputFile("knowledge/a/qna.yaml", None, size=5_000_000)
     assert rules(triage_files([big]).files[0]) == {"layout/file-too-large"}
+    # The default cap is GitHub's own listing limit (3,000); a repository may set a lower one.
+    assert RepoConfig().triage.limits.max_files == 3000
+    capped = RepoConfig.from_yaml(b"triage:\n  limits:\n    max_files: 300\n")
     many = [InputFile(f"compositional_skills/x{i}/qna.yaml", skill()) for i in range(301)]
-    report = triage_files(many)
+    report = triage_files(many, capped)
     assert len(report.files) == 301  # nothing silently dropped
     assert rules(report.files[-1]) == {"layout/too-many-files"}
     assert "layout/too-many-files" not in rules(report.files[0])
