@@ -24,62 +24,39 @@ def make_pull_request() -> tuple[int, int]:
         return 70, pull.id
 
 
+def submit(kind: JobKind, head_sha: str) -> tuple[int, bool]:
+    """Submit in a unit of work of its own; (job id, created)."""
+    with session_scope() as session:
+        pull = session.scalars(select(PullRequest)).one()
+        submitted = submit_job(
+            session,
+            kind,
+            repository_id=pull.repository_id,
+            pull_request_id=pull.id,
+            head_sha=head_sha,
+            requested_by="triager",
+        )
+        return submitted.job.id, submitted.created
+
+
 def test_second_request_for_the_same_job_reports_the_existing_one(backend: Backend) -> None:
-    repository_id, pull_id = make_pull_request()
-    with session_scope() as session:
-        first = submit_job(
-            session,
-            JobKind.sdg,
-            repository_id=repository_id,
-            pull_request_id=pull_id,
-            head_sha="a" * 40,
-            requested_by="triager",
-        )
-    with session_scope() as session:
-        second = submit_job(
-            session,
-            JobKind.sdg,
-            repository_id=repository_id,
-            pull_request_id=pull_id,
-            head_sha="a" * 40,
-            requested_by="triager",
-        )
-    assert first.created
-    assert not second.created
-    assert second.job.id == first.job.id
+    make_pull_request()
+    first_id, first_created = submit(JobKind.sdg, "a" * 40)
+    second_id, second_created = submit(JobKind.sdg, "a" * 40)
+    assert first_created
+    assert not second_created
+    assert second_id == first_id
 
     # Another kind, or a new head SHA, is a different job.
-    with session_scope() as session:
-        other_kind = submit_job(
-            session,
-            JobKind.train,
-            repository_id=repository_id,
-            pull_request_id=pull_id,
-            head_sha="a" * 40,
-        )
-        new_head = submit_job(
-            session,
-            JobKind.sdg,
-            repository_id=repository_id,
-            pull_request_id=pull_id,
-            head_sha="b" * 40,
-        )
-    assert other_kind.created
-    assert new_head.created
+    assert submit(JobKind.train, "a" * 40)[1]
+    assert submit(JobKind.sdg, "b" * 40)[1]
 
     # Once the job has finished, the same request makes a fresh job.
     with session_scope() as session:
-        session.get(Job, first.job.id).state = JobState.succeeded  # type: ignore[union-attr]
-    with session_scope() as session:
-        again = submit_job(
-            session,
-            JobKind.sdg,
-            repository_id=repository_id,
-            pull_request_id=pull_id,
-            head_sha="a" * 40,
-        )
-    assert again.created
-    assert again.job.id != first.job.id
+        session.get(Job, first_id).state = JobState.succeeded  # type: ignore[union-attr]
+    again_id, again_created = submit(JobKind.sdg, "a" * 40)
+    assert again_created
+    assert again_id != first_id
 
 
 def test_concurrent_submissions_make_one_job(backend: Backend) -> None:

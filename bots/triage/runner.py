@@ -10,6 +10,7 @@ import socket
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
 from app.db.models import (
@@ -206,25 +207,13 @@ def _mark_run(run_id: int, status: RunStatus) -> None:
 
 def _post_comment(github: GitHubPort, target: _Target, body: str) -> None:
     with session_scope() as session:
-        stored = session.scalars(
-            select(BotComment).where(
-                BotComment.repository_id == target.repository_id,
-                BotComment.pr_number == target.number,
-                BotComment.purpose == COMMENT_PURPOSE,
-            )
-        ).one_or_none()
+        stored = _stored_comment(session, target)
         known = stored.comment_id if stored else None
     comment_id = github.upsert_comment(target.repo, target.number, COMMENT_PURPOSE, body, known)
     if comment_id == known:
         return
     with session_scope() as session:
-        stored = session.scalars(
-            select(BotComment).where(
-                BotComment.repository_id == target.repository_id,
-                BotComment.pr_number == target.number,
-                BotComment.purpose == COMMENT_PURPOSE,
-            )
-        ).one_or_none()
+        stored = _stored_comment(session, target)
         if stored is None:
             session.add(
                 BotComment(
@@ -236,6 +225,16 @@ def _post_comment(github: GitHubPort, target: _Target, body: str) -> None:
             )
         else:
             stored.comment_id = comment_id
+
+
+def _stored_comment(session: Session, target: _Target) -> BotComment | None:
+    return session.scalars(
+        select(BotComment).where(
+            BotComment.repository_id == target.repository_id,
+            BotComment.pr_number == target.number,
+            BotComment.purpose == COMMENT_PURPOSE,
+        )
+    ).one_or_none()
 
 
 def _set_labels(
