@@ -187,3 +187,35 @@ def test_a_job_for_an_old_head_posts_nothing(labbot: Labbot, sim: SimulatorAdmin
     assert gh.get_repo(REPO).get_commit(opened.head_sha).get_check_runs().totalCount == runs_before
     assert triage_comments(gh, opened.number)[0].body == comment_before
     assert pushed.head_sha[:12] in comment_before
+
+
+def test_repository_config_is_read_from_the_base_branch(
+    labbot: Labbot, sim: SimulatorAdmin
+) -> None:
+    """`.github/labbot.yml` on the default branch renames labels and raises the minimum; a PR
+    cannot loosen the rules it is judged by by editing the file itself."""
+    labbot.start_api()
+    gh = Github(base_url=sim.api_url, auth=Auth.Token(READER_TOKEN))
+    config = (
+        "labels:\n  triage_needed: needs-review\n  triage_requested_changes: changes-please\n"
+        "triage:\n  min_examples:\n    skill: 6\n"
+    )
+    sim.create_repo(REPO, {"README.md": "# taxonomy\n", ".github/labbot.yml": config}, org=True)
+    files = files_of(PR_1412)
+    qna_path = next(p for p in files if p.endswith("qna.yaml"))
+    attribution_path = next(p for p in files if p.endswith("attribution.txt"))
+    files[qna_path] = "\n".join(line.rstrip() for line in files[qna_path].splitlines()) + "\n"
+    files[attribution_path] = (
+        "Title of work: Inclusive language examples\n"
+        "Link to work: https://example.org/inclusive-language\n"
+        "Revision: 1\nLicense of the work: CC-BY-4.0\nCreator names: The contributor\n"
+    )
+    # The PR tries to lower the minimum back; the base branch's file is the one that counts.
+    files[".github/labbot.yml"] = "triage:\n  min_examples:\n    skill: 1\n"
+    opened = sim.open_pr(REPO, author="contributor", title="config", files=files)
+
+    run = completed_run(gh, opened.head_sha)
+    titles = {a.title for a in run.get_annotations()}
+    assert run.conclusion == "failure"
+    assert any(title.startswith("examples/") for title in titles), titles
+    wait_until(lambda: labels(gh, opened.number) == {"skill", "changes-please"}, 30)
