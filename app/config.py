@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         900.0, gt=0, description="A delivery 'processing' longer than this is assumed lost."
     )
     enqueue_timeout_seconds: float = Field(2.0, gt=0, description="Bound on a broker publish.")
+    job_lease_seconds: float = Field(
+        60.0, gt=0, description="A running job whose heartbeat is older than this lost its worker."
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, description="Times a job is handed out before it is failed for good."
+    )
     redeliver_interval_seconds: float = Field(
         3600.0,
         ge=0,

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db.models import Job, JobKind, JobState
+from app.db.models import Job, JobKind, JobState, utcnow
+from app.db.session import get_engine, session_scope
+from bots import messages
+
+log = logging.getLogger(__name__)
 
 ACTIVE_STATES = (JobState.queued, JobState.running)
 
@@ -66,34 +75,101 @@ def _active(session: Session, kind: JobKind, pull_request_id: int, head_sha: str
 
 
 def claim_job(job_id: int, worker: str) -> Job | None:
-    """Mark a queued job running, once. None when it is not queued any more (cancelled, or a
-    second copy of the message)."""
-    from app.db.models import utcnow
-    from app.db.session import session_scope
-
+    """Mark a queued job running, once, and start its lease. None when it is not queued any
+    more (cancelled, done, or a second copy of the message). ``job.attempts`` afterwards is the
+    fencing token for this run: only the run holding it may finish the job."""
     with session_scope() as session:
         job = session.scalars(
             select(Job).where(Job.id == job_id, Job.state == JobState.queued).with_for_update()
         ).one_or_none()
         if job is None:
             return None
+        now = utcnow()
         job.state = JobState.running
         job.attempts += 1
-        job.started_at = utcnow()
+        job.started_at = now
+        job.heartbeat_at = now
         job.worker = worker
         return job
 
 
-def finish_job(job_id: int, state: JobState, error: str | None = None) -> None:
-    from app.db.models import utcnow
-    from app.db.session import session_scope
+@contextmanager
+def job_lease(job: Job, interval: float) -> Iterator[None]:
+    """Renew the job's heartbeat every ``interval`` seconds while the body runs, so the
+    reconciler can tell a long job from one whose worker died."""
+    stop = threading.Event()
 
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                with get_engine().begin() as conn:
+                    conn.execute(
+                        update(Job)
+                        .where(
+                            Job.id == job.id,
+                            Job.attempts == job.attempts,
+                            Job.state == JobState.running,
+                        )
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception as exc:  # the next beat retries; the lease is longer than a beat
+                log.warning("heartbeat of job %s failed: %s", job.id, type(exc).__name__)
+
+    beater = threading.Thread(target=beat, name=f"job-{job.id}-heartbeat", daemon=True)
+    beater.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beater.join()
+
+
+def finish_job(job: Job, state: JobState, error: str | None = None) -> bool:
+    """Record the outcome of the run holding ``job.attempts``. False when the job was handed
+    out again meanwhile (this run lost its lease): then nothing is written."""
+    with get_engine().begin() as conn:
+        finished = conn.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.attempts == job.attempts, Job.state == JobState.running)
+            .values(state=state, error=error[:2000] if error else None, finished_at=utcnow())
+        ).rowcount
+    return finished == 1
+
+
+def reconcile_jobs(lease_seconds: float, max_attempts: int, limit: int = 100) -> tuple[int, int]:
+    """Hand out again the running jobs whose worker stopped renewing the lease (killed,
+    out of memory, host lost), and fail those that have used up their attempts.
+    Returns (requeued, failed). Safe in several processes at once (SKIP LOCKED)."""
+    cutoff = utcnow() - timedelta(seconds=lease_seconds)
+    requeued: list[Job] = []
+    failed = 0
     with session_scope() as session:
-        job = session.get(Job, job_id)
-        if job is not None:
-            job.state = state
-            job.error = error[:2000] if error else None
-            job.finished_at = utcnow()
+        stale = session.scalars(
+            select(Job)
+            .where(Job.state == JobState.running, Job.heartbeat_at < cutoff)
+            .order_by(Job.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job in stale:
+            if job.attempts >= max_attempts:
+                job.state = JobState.failed
+                job.finished_at = utcnow()
+                job.error = messages.JOB_WORKER_LOST.format(attempts=job.attempts)
+                failed += 1
+            else:
+                job.state = JobState.queued
+                job.worker = None
+                job.error = messages.JOB_REQUEUED.format(attempts=job.attempts)
+                requeued.append(job)
+    for job in requeued:
+        try:
+            publish_job(job)
+        except Exception as exc:  # still queued in the database; the next round publishes
+            log.warning("could not publish job %s: %s", job.id, type(exc).__name__)
+    if requeued or failed:
+        log.warning("reconciler: %d job(s) handed out again, %d failed", len(requeued), failed)
+    return len(requeued), failed
 
 
 def publish_job(job: Job) -> None:

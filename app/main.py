@@ -17,18 +17,26 @@ from app import api, deliveries, webhooks
 from app.config import get_settings
 from app.dashboard import routes as dashboard
 from app.intake import IntakeWriter
+from app.jobs import reconcile_jobs
 from app.logs import configure_logging
 from app.metrics import register_collectors
 
 log = logging.getLogger(__name__)
 
 
-async def _sweep_forever(interval: float, grace: float, lease: float) -> None:
-    """Re-publish deliveries the broker did not take (it was down), so none is lost."""
+async def _sweep_forever(interval: float) -> None:
+    """Re-publish deliveries the broker did not take (it was down), and hand out again jobs
+    whose worker died: nothing is lost."""
     while True:
         await asyncio.sleep(interval)
+        settings = get_settings()
         try:
-            await run_in_threadpool(deliveries.sweep, grace, lease)
+            await run_in_threadpool(
+                deliveries.sweep, settings.sweep_grace_seconds, settings.processing_lease_seconds
+            )
+            await run_in_threadpool(
+                reconcile_jobs, settings.job_lease_seconds, settings.job_max_attempts
+            )
         except Exception as exc:  # the database may be briefly away; next round retries
             log.warning("sweeper round failed: %s", type(exc).__name__)
 
@@ -50,13 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.intake = IntakeWriter(asyncio.get_running_loop())
     app.state.intake.start()
-    sweeper = asyncio.create_task(
-        _sweep_forever(
-            settings.sweep_interval_seconds,
-            settings.sweep_grace_seconds,
-            settings.processing_lease_seconds,
-        )
-    )
+    sweeper = asyncio.create_task(_sweep_forever(settings.sweep_interval_seconds))
     loops = [sweeper]
     if settings.github_app_id is not None and settings.redeliver_interval_seconds > 0:
         loops.append(asyncio.create_task(_redeliver_forever(settings.redeliver_interval_seconds)))

@@ -22,6 +22,15 @@ DELIVERY_NOT_FOUND = "No delivery with that GUID."
 JOB_NOT_FOUND = "No job with that id."
 TRIAGE_RUN_NOT_FOUND = "No triage run with that id."
 
+# Jobs.
+JOB_REQUEUED = (
+    "The worker running attempt {attempts} stopped answering; the job was handed out again."
+)
+JOB_WORKER_LOST = (
+    "The worker stopped answering on each of {attempts} attempts, so the job was given up. "
+    "Start it again when the workers are healthy."
+)
+
 # Command line.
 CLI_DEV_SECRET_NOTICE = (
     "Development mode: webhooks are verified with the development secret "

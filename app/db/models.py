@@ -208,6 +208,9 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
+    # Renewed while the job runs; a running job whose heartbeat is older than the lease has lost
+    # its worker and is handed out again by the reconciler.
+    heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -28,7 +28,7 @@ from app.db.session import session_scope
 from app.github.factory import github_port
 from app.github.port import FileMode as GitMode
 from app.github.port import GitHubPort
-from app.jobs import claim_job, finish_job
+from app.jobs import claim_job, finish_job, job_lease
 from bots.triage import (
     FileMode,
     InputFile,
@@ -66,13 +66,14 @@ def run_triage_job(job_id: int) -> None:
         return
     target = _load_target(job)
     settings = get_settings()
-    try:
-        github = github_port(settings, target.installation_id)
-        state = _triage(settings, github, target)
-    except Exception as exc:
-        finish_job(job_id, JobState.failed, f"{type(exc).__name__}: {exc}")
-        raise
-    finish_job(job_id, state)
+    with job_lease(job, settings.job_lease_seconds / 3):
+        try:
+            github = github_port(settings, target.installation_id)
+            state = _triage(settings, github, target)
+        except Exception as exc:
+            finish_job(job, JobState.failed, f"{type(exc).__name__}: {exc}")
+            raise
+    finish_job(job, state)
 
 
 def _load_target(job: Job) -> _Target:
