@@ -60,5 +60,8 @@ class Router:
     def handles(self, event: str, action: str | None) -> bool:
         return bool(self.handlers_for(event, action))
 
+    def knows_event(self, event: str) -> bool:
+        return any(registered == event for registered, _ in self._handlers)
+
     def routes(self) -> list[tuple[str, str]]:
         return sorted(self._handlers)
