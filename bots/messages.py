@@ -56,3 +56,15 @@ TRIAGE_COMMENT_FOOTER = (
     "You can check locally first with `labbot triage --root . --diff-base origin/main`. "
     "[All findings]({url})"
 )
+
+# Commands in PR comments (the help reply is generated from the command registry).
+HELP_HEADER = (
+    "### labbot commands\n\nWrite a command on its own line in a comment on the pull request."
+)
+HELP_FOOTER = (
+    "Commands inside code blocks or quotes are ignored, and so are edited comments: "
+    "post a new comment to run one."
+)
+COMMAND_HELP = "Show this list."
+COMMAND_RETEST = "Run triage again on the pull request's current head."
+WHO_ANYONE = "anyone"
