@@ -31,6 +31,25 @@ def files_of(root: Path) -> dict[str, str]:
     }
 
 
+VALID_ATTRIBUTION = (
+    "Title of work: Inclusive language examples\n"
+    "Link to work: https://example.org/inclusive-language\n"
+    "Revision: 1\n"
+    "License of the work: CC-BY-4.0\n"
+    "Creator names: The contributor\n"
+)
+
+
+def fixed_files() -> dict[str, str]:
+    """PR 1412's files with its findings fixed: trailing spaces gone, attribution complete."""
+    files = files_of(PR_1412)
+    qna_path = next(p for p in files if p.endswith("qna.yaml"))
+    attribution_path = next(p for p in files if p.endswith("attribution.txt"))
+    files[qna_path] = "\n".join(line.rstrip() for line in files[qna_path].splitlines()) + "\n"
+    files[attribution_path] = VALID_ATTRIBUTION
+    return files
+
+
 def local_findings(root: Path) -> set[tuple[str, int, str]]:
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "triage", "--root", str(root), "--format", "json"],
@@ -93,18 +112,7 @@ def test_real_contributor_pr_gets_check_run_comment_and_labels(
 
     # The contributor fixes the files: triage runs on the new head only, the comment is edited
     # in place, and the state label flips.
-    fixed = files_of(PR_1412)
-    qna_path = next(p for p in fixed if p.endswith("qna.yaml"))
-    attribution_path = next(p for p in fixed if p.endswith("attribution.txt"))
-    fixed[qna_path] = "\n".join(line.rstrip() for line in fixed[qna_path].splitlines()) + "\n"
-    fixed[attribution_path] = (
-        "Title of work: Inclusive language examples\n"
-        "Link to work: https://example.org/inclusive-language\n"
-        "Revision: 1\n"
-        "License of the work: CC-BY-4.0\n"
-        "Creator names: The contributor\n"
-    )
-    pushed = sim.push(REPO, opened.number, fixed)
+    pushed = sim.push(REPO, opened.number, fixed_files())
     new_run = completed_run(gh, pushed.head_sha)
     assert new_run.conclusion == "success", [
         (a.path, a.start_line, a.title, a.message) for a in new_run.get_annotations()
@@ -201,15 +209,7 @@ def test_repository_config_is_read_from_the_base_branch(
         "triage:\n  min_examples:\n    skill: 6\n"
     )
     sim.create_repo(REPO, {"README.md": "# taxonomy\n", ".github/labbot.yml": config}, org=True)
-    files = files_of(PR_1412)
-    qna_path = next(p for p in files if p.endswith("qna.yaml"))
-    attribution_path = next(p for p in files if p.endswith("attribution.txt"))
-    files[qna_path] = "\n".join(line.rstrip() for line in files[qna_path].splitlines()) + "\n"
-    files[attribution_path] = (
-        "Title of work: Inclusive language examples\n"
-        "Link to work: https://example.org/inclusive-language\n"
-        "Revision: 1\nLicense of the work: CC-BY-4.0\nCreator names: The contributor\n"
-    )
+    files = fixed_files()
     # The PR tries to lower the minimum back; the base branch's file is the one that counts.
     files[".github/labbot.yml"] = "triage:\n  min_examples:\n    skill: 1\n"
     opened = sim.open_pr(REPO, author="contributor", title="config", files=files)
