@@ -103,8 +103,10 @@ def die_with_parent() -> None:
 
 
 def _start_child_worker() -> None:
+    # Threads, not prefork: no forked pool to hang at exit (billiard's pool finaliser can block
+    # after a stop with nobody left to SIGKILL it), and less memory on a one-host install.
     child = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker"],
+        [sys.executable, "-m", "app.cli", "worker", "--pool", "threads", "--concurrency", "4"],
         env=os.environ.copy(),
         preexec_fn=die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
     )
