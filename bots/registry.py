@@ -62,6 +62,3 @@ class Router:
 
     def knows_event(self, event: str) -> bool:
         return any(registered == event for registered, _ in self._handlers)
-
-    def routes(self) -> list[tuple[str, str]]:
-        return sorted(self._handlers)

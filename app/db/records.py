@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -77,6 +77,4 @@ def upsert_pull_request(
 
 def _aware(value: datetime) -> datetime:
     # SQLite hands datetimes back without a zone; everything labbot stores is UTC.
-    from datetime import UTC
-
     return value if value.tzinfo else value.replace(tzinfo=UTC)
