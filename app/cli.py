@@ -152,6 +152,8 @@ def worker(queues: str, concurrency: int | None, pool: str, name: str | None) ->
         raise click.BadParameter(f"unknown queue(s): {', '.join(unknown)}", param_hint="--queues")
     if settings.broker_url.startswith("sqla+"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if problem := settings.visibility_problem():
+        click.echo(f"warning: {problem}", err=True)
     argv = [
         "worker",
         "--queues",

@@ -87,6 +87,45 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(
         3, ge=1, description="Times a job is handed out before it is failed for good."
     )
+    job_time_limit_seconds: dict[str, float] = Field(
+        default_factory=lambda: {
+            "triage": 900.0,
+            "precheck": 3600.0,
+            "sdg": 8 * 3600.0,
+            "train": 20 * 3600.0,
+            "bench": 4 * 3600.0,
+        },
+        description="Longest run per job kind (JSON object); a job past it is stopped and failed.",
+    )
+    job_cancel_grace_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a running job may take to stop when cancelled before it is "
+        "stopped hard.",
+    )
+    job_progress_interval_seconds: float = Field(
+        10.0, ge=0, description="Least time between progress updates of a job's check run."
+    )
+    worker_heartbeat_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="How often workers report the queues they serve; a worker silent for three "
+        "beats is gone.",
+    )
+    broker_visibility_timeout_seconds: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Redis broker: an unacknowledged message is handed out again after this; "
+        "must exceed the longest job time limit.",
+    )
+    trusted_teams: list[str] = Field(
+        default_factory=list,
+        description='Teams ("org/team-slug", JSON list) whose members may start GPU jobs besides '
+        "people with triage permission or higher.",
+    )
+    artifacts_dir: Path = Field(
+        Path(""), description="Where job logs and artifacts are kept; default data_dir/artifacts."
+    )
     redeliver_interval_seconds: float = Field(
         3600.0,
         ge=0,
@@ -129,6 +168,9 @@ class Settings(BaseSettings):
             self.broker_url = f"sqla+sqlite:///{data_dir / 'broker.db'}"
         if self.embedded_worker is None:
             self.embedded_worker = self.broker_url.startswith("sqla+")
+        if not str(self.artifacts_dir) or str(self.artifacts_dir) == ".":
+            self.artifacts_dir = data_dir / "artifacts"
+        self.artifacts_dir = self.artifacts_dir.resolve()
         return self
 
     @property
@@ -151,6 +193,19 @@ class Settings(BaseSettings):
         if not secrets and self.environment is Environment.development:
             return [DEVELOPMENT_WEBHOOK_SECRET.encode()]
         return secrets
+
+    def visibility_problem(self) -> str | None:
+        """Redis hands an unacknowledged message out again after the visibility timeout; it
+        should outlast every job (the job's lease still stops a second run if it does not)."""
+        if not self.broker_url.startswith(("redis://", "rediss://")):
+            return None
+        longest = max(self.job_time_limit_seconds.values(), default=0.0)
+        if longest + self.job_cancel_grace_seconds < self.broker_visibility_timeout_seconds:
+            return None
+        return (
+            "LABBOT_BROKER_VISIBILITY_TIMEOUT_SECONDS is shorter than the longest job time limit: "
+            "Redis will hand long jobs out again (the job lease keeps them from running twice)."
+        )
 
     def check_safe_to_start(self) -> None:
         """Refuse to run outside development with missing or placeholder secrets."""

@@ -34,9 +34,7 @@ async def _sweep_forever(interval: float) -> None:
             await run_in_threadpool(
                 deliveries.sweep, settings.sweep_grace_seconds, settings.processing_lease_seconds
             )
-            await run_in_threadpool(
-                reconcile_jobs, settings.job_lease_seconds, settings.job_max_attempts
-            )
+            await run_in_threadpool(reconcile_jobs, settings)
         except Exception as exc:  # the database may be briefly away; next round retries
             log.warning("sweeper round failed: %s", type(exc).__name__)
 

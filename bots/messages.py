@@ -31,6 +31,35 @@ JOB_WORKER_LOST = (
     "Start it again when the workers are healthy."
 )
 
+JOB_TIME_LIMIT = "The job ran past its time limit of {limit} and was stopped."
+JOB_STOPPED_AFTER_GRACE = "The job did not stop when asked, so it was stopped."
+JOB_CANCELLED_BY = "Cancelled by {user}."
+JOB_CANCELLED_LABEL = "Cancelled: the `{label}` label was removed."
+JOB_CANCELLED_CLOSED = "Cancelled: the pull request was closed."
+JOB_CANCELLED_DRAFT = "Cancelled: the pull request was converted to a draft."
+JOB_SUPERSEDED = "Superseded: the pull request's head moved to {sha}."
+JOB_NO_WORKER = (
+    "No worker serves the `{queue}` queue, so this job cannot run here: this labbot has no GPU "
+    "worker for it configured. An operator can start one with `labbot worker --queues {queue}`."
+)
+JOB_STAGE_UNAVAILABLE = "This labbot version cannot run {kind} jobs yet."
+JOB_CRASHED = "The job stopped with an error ({error}). Its log has the details."
+
+# A job's check run (labbot/<kind>), created when queued and updated in place.
+JOB_CHECK_TITLE = {
+    "queued": "Queued",
+    "running": "Running",
+    "succeeded": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "superseded": "Superseded by a newer push",
+}
+JOB_CHECK_QUEUED = "Queued for the `{queue}` workers (requested by {who})."
+JOB_CHECK_PROGRESS = "{stage}: {percent}"
+JOB_CHECK_ETA = " · about {eta} left"
+JOB_CHECK_RETRY = "To run it again, comment `{command}` on the pull request."
+JOB_CHECK_DETAILS = "[Job page and log]({url})"
+
 # Command line.
 CLI_DEV_SECRET_NOTICE = (
     "Development mode: webhooks are verified with the development secret "
@@ -67,4 +96,50 @@ HELP_FOOTER = (
 )
 COMMAND_HELP = "Show this list."
 COMMAND_RETEST = "Run triage again on the pull request's current head."
+COMMAND_PRECHECK = (
+    "Ask the current model the seed questions and show its answers beside the contributor's."
+)
+COMMAND_GENERATE = "Generate synthetic training data from the seed examples."
+COMMAND_TRAIN = "Train on the generated data, then evaluate the trained model."
+COMMAND_BENCH = "Evaluate the trained model against the base model (PR-bench, PR-MMLU)."
+COMMAND_CANCEL = "Cancel this pull request's running and queued jobs."
+COMMAND_OK_TO_TEST = (
+    "Allow jobs on a first-time contributor's pull request, for its current head commit."
+)
 WHO_ANYONE = "anyone"
+WHO_TRUSTED = "triagers"
+
+# Labels triagers apply (the welcome and help texts list them).
+LABEL_GENERATE_READY = "generates synthetic data (like `/lab generate`); removing it cancels"
+LABEL_BUILD_READY = "trains then evaluates (like `/lab train`); removing it cancels"
+
+# Short replies when a request is refused (one sticky notice comment per pull request).
+REFUSED_UNTRUSTED = (
+    "@{user}: `{action}` can be run by people with triage permission or higher on {repo}{teams}."
+)
+REFUSED_TEAMS = ", or members of {teams}"
+REFUSED_PERMISSION_UNKNOWN = (
+    "@{user}: `{action}` was not run: GitHub did not answer whether you may run it. Try again in "
+    "a few minutes."
+)
+REFUSED_NEEDS_OK_TO_TEST = (
+    "`{action}` was not run: this pull request's author is not yet trusted here, so a triager "
+    "needs to review commit {sha} and comment `/lab ok-to-test` first."
+)
+REFUSED_DRAFT = "`{action}` was not run: the pull request is a draft. Mark it ready for review."
+REFUSED_CLOSED = "`{action}` was not run: the pull request is closed."
+REFUSED_NO_DATA = (
+    "`{action}` was not run: there is no generated data for commit {sha} yet. "
+    "Run `/lab generate` first."
+)
+REFUSED_NO_MODEL = (
+    "`{action}` was not run: there is no trained model for commit {sha} yet. "
+    "Run `/lab train` first."
+)
+NOTICE_NO_WORKER = "`{action}` could not start: " + JOB_NO_WORKER
+OK_TO_TEST_RECORDED = (
+    "@{user} marked commit {sha} ok to test: triagers can now start jobs on it. A new push "
+    "needs a new `/lab ok-to-test`."
+)
+CANCELLED_NOTHING = "@{user}: there was nothing to cancel."
+CANCELLED_SOME = "@{user} cancelled {count} job(s)."

@@ -17,6 +17,11 @@ class Account(_Lenient):
     id: int | None = None
     type: str = "User"
 
+    @property
+    def is_bot(self) -> bool:
+        """GitHub Apps (labbot included) act as ``<slug>[bot]`` accounts of type Bot."""
+        return self.type == "Bot" or self.login.endswith("[bot]")
+
 
 class Label(_Lenient):
     name: str

@@ -301,6 +301,13 @@ class Labbot:
     base_url: str
     env: dict[str, str]
     start_api: Callable[[], Process]
+    worker: Process
+
+
+@pytest.fixture
+def labbot_env() -> dict[str, str]:
+    """Settings a test module wants on top of the `labbot` fixture's (override it there)."""
+    return {}
 
 
 @pytest.fixture
@@ -327,6 +334,7 @@ def labbot(
     app_key: tuple[Path, str],
     start_process: Callable[..., Process],
     monkeypatch: pytest.MonkeyPatch,
+    labbot_env: dict[str, str],
 ) -> Iterator[Labbot]:
     private_key_path, public_key = app_key
     port = free_port()
@@ -339,6 +347,7 @@ def labbot(
         "LABBOT_GITHUB_TOKEN": "",
         "LABBOT_GITHUB_WRITE_INTERVAL_SECONDS": "0",
         "LABBOT_REDELIVER_INTERVAL_SECONDS": "0",
+        **labbot_env,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -357,6 +366,6 @@ def labbot(
         wait_http_ok(f"{base_url}/healthz", process=api)
         return api
 
-    start_process(["worker", "--concurrency", "2"], env, "worker")
-    yield Labbot(base_url, env, start_api)
+    worker = start_process(["worker", "--concurrency", "2"], env, "worker")
+    yield Labbot(base_url, env, start_api, worker)
     reset_app_contexts()

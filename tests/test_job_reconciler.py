@@ -9,14 +9,26 @@ import pytest
 from github import Auth, Github
 from sqlalchemy import select, update
 
+from app.config import get_settings
 from app.db.models import Job, JobKind, JobState, PullRequest, Repository, utcnow
 from app.db.session import get_engine, session_scope
-from app.jobs import claim_job, finish_job, reconcile_jobs, submit_job
+from app.jobs import Reconciled, claim_job, finish_job, reconcile_jobs, submit_job
 from app.simulator.admin_client import SimulatorAdmin
 from tests.conftest import READER_TOKEN, Backend, Labbot, wait_until
 from tests.test_jobs import make_pull_request
 from tests.test_triage_e2e import PR_1412, REPO, completed_run, files_of
 from workers.celery_app import TRIAGE_QUEUE, celery_app
+
+
+def reconcile(**overrides: object) -> Reconciled:
+    settings = get_settings().model_copy(
+        update={"job_lease_seconds": 60, "job_max_attempts": 3, **overrides}
+    )
+    return reconcile_jobs(settings)
+
+
+def counts(result: Reconciled) -> tuple[int, int]:
+    return result.requeued, result.failed
 
 
 def triage_messages() -> int:
@@ -54,7 +66,7 @@ def job_row(job_id: int) -> Job:
 
 def test_a_job_whose_worker_died_is_handed_out_again(backend: Backend) -> None:
     job_id = running_job(attempts=1, heartbeat_age=120)
-    assert reconcile_jobs(lease_seconds=60, max_attempts=3) == (1, 0)
+    assert counts(reconcile()) == (1, 0)
     job = job_row(job_id)
     assert job.state is JobState.queued
     assert job.worker is None
@@ -68,13 +80,13 @@ def test_a_job_whose_worker_died_is_handed_out_again(backend: Backend) -> None:
 
 def test_a_live_job_is_left_alone(backend: Backend) -> None:
     job_id = running_job(attempts=1, heartbeat_age=5)
-    assert reconcile_jobs(lease_seconds=60, max_attempts=3) == (0, 0)
+    assert counts(reconcile()) == (0, 0)
     assert job_row(job_id).state is JobState.running
 
 
 def test_attempts_are_bounded_then_the_job_fails_with_a_message(backend: Backend) -> None:
     job_id = running_job(attempts=3, heartbeat_age=120)
-    assert reconcile_jobs(lease_seconds=60, max_attempts=3) == (0, 1)
+    assert counts(reconcile()) == (0, 1)
     job = job_row(job_id)
     assert job.state is JobState.failed
     assert "3 attempts" in (job.error or "")

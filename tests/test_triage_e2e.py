@@ -108,7 +108,9 @@ def test_real_contributor_pr_gets_check_run_comment_and_labels(
     assert len(comments) == 1
     assert "labbot triage" in comments[0].body
     assert comments[0].user.login == "labbot[bot]"
-    wait_until(lambda: labels(gh, opened.number) == {"skill", "triage-requested-changes"}, 30)
+    # The contributor is not trusted here yet: triage runs, GPU jobs wait for an ok-to-test.
+    wanted = {"skill", "triage-requested-changes", "needs-ok-to-test"}
+    wait_until(lambda: labels(gh, opened.number) == wanted, 30)
 
     # The contributor fixes the files: triage runs on the new head only, the comment is edited
     # in place, and the state label flips.
@@ -117,7 +119,8 @@ def test_real_contributor_pr_gets_check_run_comment_and_labels(
     assert new_run.conclusion == "success", [
         (a.path, a.start_line, a.title, a.message) for a in new_run.get_annotations()
     ]
-    wait_until(lambda: labels(gh, opened.number) == {"skill", "triage-needed"}, 30)
+    wanted = {"skill", "triage-needed", "needs-ok-to-test"}
+    wait_until(lambda: labels(gh, opened.number) == wanted, 30)
     comments = triage_comments(gh, opened.number)
     assert len(comments) == 1
     assert pushed.head_sha[:12] in comments[0].body
@@ -165,7 +168,8 @@ def test_a_job_for_an_old_head_posts_nothing(labbot: Labbot, sim: SimulatorAdmin
     from app.db.models import Job, JobKind, JobState, PullRequest, Repository
     from app.db.session import session_scope
     from app.jobs import submit_job
-    from bots.triage.runner import run_triage_job
+    from bots.triage.runner import triage_stage
+    from workers.harness import run_job
 
     labbot.start_api()
     gh = Github(base_url=sim.api_url, auth=Auth.Token(READER_TOKEN))
@@ -188,7 +192,7 @@ def test_a_job_for_an_old_head_posts_nothing(labbot: Labbot, sim: SimulatorAdmin
     runs_before = gh.get_repo(REPO).get_commit(opened.head_sha).get_check_runs().totalCount
     comment_before = triage_comments(gh, opened.number)[0].body
 
-    run_triage_job(stale)
+    run_job(stale, triage_stage)
 
     with session_scope() as session:
         assert session.get(Job, stale).state is JobState.cancelled  # type: ignore[union-attr]
@@ -218,4 +222,5 @@ def test_repository_config_is_read_from_the_base_branch(
     titles = {a.title for a in run.get_annotations()}
     assert run.conclusion == "failure"
     assert any(title.startswith("examples/") for title in titles), titles
-    wait_until(lambda: labels(gh, opened.number) == {"skill", "changes-please"}, 30)
+    wanted = {"skill", "changes-please", "needs-ok-to-test"}
+    wait_until(lambda: labels(gh, opened.number) == wanted, 30)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_process_init, worker_ready, worker_shutdown
 
 from app.config import Settings, get_settings
 from app.logs import configure_logging
+
+log = logging.getLogger(__name__)
 
 # Queues by stage, so GPU workers subscribe only to the stage they serve.
 EVENTS_QUEUE = "events"
@@ -33,7 +37,7 @@ def configure_celery(celery: Celery, settings: Settings) -> None:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.enqueue_timeout_seconds,
-        broker_transport_options=_transport_options(settings.broker_url),
+        broker_transport_options=_transport_options(settings),
         task_serializer="json",
         accept_content=["json"],
     )
@@ -42,11 +46,13 @@ def configure_celery(celery: Celery, settings: Settings) -> None:
     celery.amqp._producer_pool = None
 
 
-def _transport_options(broker_url: str) -> dict[str, Any]:
+def _transport_options(settings: Settings) -> dict[str, Any]:
+    broker_url = settings.broker_url
     if broker_url.startswith(("redis://", "rediss://")):
         return {
-            # Longer than the longest job, or Redis would hand a running job to a second worker.
-            "visibility_timeout": 24 * 3600,
+            # Longer than the longest job (checked in Settings), or Redis would hand a running
+            # job to a second worker; the job's lease in the database guards that case anyway.
+            "visibility_timeout": settings.broker_visibility_timeout_seconds,
             "socket_connect_timeout": 2,
             "socket_timeout": 5,
         }
@@ -74,3 +80,39 @@ def _fresh_connections(**_: Any) -> None:
 
 celery_app = Celery("labbot", include=["workers.tasks"])
 configure_celery(celery_app, get_settings())
+
+
+_beating = threading.Event()
+
+
+@worker_ready.connect
+def _report_queues(sender: Any = None, **_: Any) -> None:
+    """Tell the database, while this worker runs, which queues it serves (a job for a queue
+    nobody serves fails at once instead of waiting forever)."""
+    from app.jobs import record_worker
+
+    hostname = str(sender.hostname)
+    queues = sorted(sender.app.amqp.queues.consume_from)
+    interval = get_settings().worker_heartbeat_seconds
+
+    def beat() -> None:
+        while True:
+            try:
+                record_worker(hostname, queues)
+            except Exception as exc:  # the database may be briefly away; the next beat retries
+                log.warning("could not report worker %s: %s", hostname, type(exc).__name__)
+            if _beating.wait(interval):
+                return
+
+    threading.Thread(target=beat, name="labbot-worker-beat", daemon=True).start()
+
+
+@worker_shutdown.connect
+def _forget_queues(sender: Any = None, **_: Any) -> None:
+    from app.jobs import forget_worker
+
+    _beating.set()
+    try:
+        forget_worker(str(sender.hostname))
+    except Exception as exc:
+        log.warning("could not remove worker record: %s", type(exc).__name__)

@@ -7,14 +7,17 @@ import logging
 import time
 
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from app import deliveries
-from app.db.models import DeliveryStatus, JobKind
+from app.db.models import DeliveryStatus, Job, JobKind, Repository
+from app.db.session import session_scope
 from app.logs import bound_delivery
 from bots.payloads import Payload
 from bots.registry import EventContext, Ignore
 from bots.router import router
 from workers.celery_app import EVENTS_QUEUE, TRIAGE_QUEUE, celery_app
+from workers.harness import Stage
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +74,47 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-@celery_app.task(name="labbot.run_triage", queue=TRIAGE_QUEUE)
-def run_triage(job_id: int) -> None:
-    from bots.triage.runner import run_triage_job
+@celery_app.task(name="labbot.run_job", queue=TRIAGE_QUEUE)
+def run_job(job_id: int) -> None:
+    """Every kind of job; it is published to its stage's queue (``app.jobs.QUEUE_OF``)."""
+    from workers.harness import run_job as run_in_harness
 
-    run_triage_job(job_id)
+    with session_scope() as session:
+        kind = session.scalars(select(Job.kind).where(Job.id == job_id)).one_or_none()
+    if kind is None:
+        log.warning("job %s does not exist; dropping the message", job_id)
+        return
+    run_in_harness(job_id, stage_for(kind))
 
 
-# The task that runs each kind of job; later stages add theirs.
-JOB_TASKS = {JobKind.triage: run_triage}
+def stage_for(kind: JobKind) -> Stage | None:
+    """The code that runs a kind of job; later stages add theirs."""
+    if kind is JobKind.triage:
+        from bots.triage.runner import triage_stage
+
+        return triage_stage
+    return None
+
+
+@celery_app.task(name="labbot.sync_job_check", queue=EVENTS_QUEUE)
+def sync_job_check(job_id: int) -> None:
+    """A job was ended outside its run (stopped by the reconciler): post what became of it."""
+    from app.config import get_settings
+    from app.github.factory import github_port
+    from bots.job_checks import sync_check
+    from bots.pipeline import after_job
+
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        repository = session.get(Repository, job.repository_id) if job else None
+    if job is None or repository is None:
+        return
+    if job.kind is not JobKind.triage:
+        settings = get_settings()
+        sync_check(
+            github_port(settings, repository.installation_id), repository.full_name, job, settings
+        )
+    after_job(job_id)
+
+
+JOB_TASKS = dict.fromkeys(JobKind, run_job)

@@ -187,6 +187,15 @@ class JobState(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    superseded = "superseded"  # a newer push made it moot; its results are never current
+
+
+FINAL_JOB_STATES = (
+    JobState.succeeded,
+    JobState.failed,
+    JobState.cancelled,
+    JobState.superseded,
+)
 
 
 class Job(Base):
@@ -200,14 +209,25 @@ class Job(Base):
     build_id: Mapped[int | None] = mapped_column(ForeignKey("builds.id"))
     head_sha: Mapped[str | None] = mapped_column(String(40))
     requested_by: Mapped[str | None] = mapped_column(String(100))
+    # What asked for it: "label:<name>", "command:<verb>", "event:<event>", "after:<kind>".
+    # Removing a label cancels exactly the jobs that label started.
+    trigger: Mapped[str | None] = mapped_column(String(120))
+    # The attempt number of the run that holds the job; a finishing run must still hold it.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200))
     progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
     log_path: Mapped[str | None] = mapped_column(String(1000))
     artifacts_path: Mapped[str | None] = mapped_column(String(1000))
     error: Mapped[str | None] = mapped_column(Text)
+    check_run_id: Mapped[int | None] = mapped_column(BigInteger)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set once the broker took the message; a queued job without it is published again.
+    published_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
+    # A running job asked to stop: the stage stops at its next step, or the reconciler stops
+    # it after the grace period. cancel_state is where it ends (cancelled or superseded).
+    cancel_requested_at: Mapped[datetime | None]
+    cancel_state: Mapped[JobState | None] = mapped_column(_enum(JobState, "job_state"))
     # Renewed while the job runs; a running job whose heartbeat is older than the lease has lost
     # its worker and is handed out again by the reconciler.
     heartbeat_at: Mapped[datetime | None]
@@ -278,3 +298,56 @@ class BotComment(Base):
     __table_args__ = (
         UniqueConstraint("repository_id", "pr_number", "purpose", name="uq_bot_comments_purpose"),
     )
+
+
+class TestApproval(Base):
+    """`/lab ok-to-test` from a trusted user: GPU jobs may run for this PR at this head SHA.
+    Bound to the SHA, so a later push needs a new approval."""
+
+    __tablename__ = "test_approvals"
+    __test__ = False  # not a pytest class, whatever its name
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pull_request_id: Mapped[int] = mapped_column(ForeignKey("pull_requests.id"))
+    head_sha: Mapped[str] = mapped_column(String(40))
+    approved_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("pull_request_id", "head_sha", name="uq_test_approvals_pr_sha"),
+    )
+
+
+class CommandOutcome(enum.StrEnum):
+    accepted = "accepted"
+    refused = "refused"
+
+
+class CommandAudit(Base):
+    """Who asked labbot for what on which PR, and what came of it (refusals included)."""
+
+    __tablename__ = "command_audits"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id"))
+    pr_number: Mapped[int] = mapped_column(Integer)
+    user: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(120))  # "command:generate", "label:<name>"
+    outcome: Mapped[CommandOutcome] = mapped_column(_enum(CommandOutcome, "command_outcome"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_command_audits_repo_pr", "repository_id", "pr_number"),)
+
+
+class WorkerSeen(Base):
+    """Workers report here while they run, with the queues they consume: a job for a queue
+    nobody serves fails at once instead of waiting forever."""
+
+    __tablename__ = "workers"
+
+    hostname: Mapped[str] = mapped_column(String(200), primary_key=True)
+    queues: Mapped[list[str]] = mapped_column(default=list)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

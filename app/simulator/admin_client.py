@@ -346,10 +346,12 @@ class SimulatorAdmin:
         headers: Mapping[str, str] | None = None,
         body: Any = None,
         times: int = 1,
-        mode: Literal["before", "after"] = "before",
+        mode: Literal["before", "after", "delay"] = "before",
+        delay_seconds: float = 0.0,
     ) -> int:
         """Answer the next `times` requests whose path fully matches the regex `path` with
-        `status`; `mode="after"` lets the request take effect first."""
+        `status`; `mode="after"` lets the request take effect first; `mode="delay"` answers
+        them as usual after `delay_seconds` (a slow GitHub; `status` is then unused)."""
         payload = {
             "method": method,
             "path": path,
@@ -358,6 +360,7 @@ class SimulatorAdmin:
             "body": body,
             "times": times,
             "mode": mode,
+            "delay_seconds": delay_seconds,
         }
         fault_id: int = self._call("POST", "/faults", payload)["fault_id"]
         return fault_id

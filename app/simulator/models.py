@@ -260,7 +260,8 @@ class Fault:
     headers: dict[str, str]
     body: Any
     remaining: int
-    mode: Literal["before", "after"]
+    mode: Literal["before", "after", "delay"]
+    delay_seconds: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         return (

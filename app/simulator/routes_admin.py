@@ -124,7 +124,8 @@ class FaultBody(_Body):
     headers: dict[str, str] = {}
     body: Any = None
     times: int = Field(1, ge=1)
-    mode: Literal["before", "after"] = "before"
+    mode: Literal["before", "after", "delay"] = "before"
+    delay_seconds: float = Field(0.0, ge=0, le=300)
 
 
 def delivery_json(record: DeliveryRecord, *, payload: bool = False) -> dict[str, Any]:
@@ -470,6 +471,7 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
                 body.body,
                 body.times,
                 body.mode,
+                body.delay_seconds,
             )
             state.faults.append(fault)
         return {"fault_id": fault.id}

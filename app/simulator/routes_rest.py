@@ -3,7 +3,7 @@
 1. Record the request.
 2. Match it to an operation of GitHub's OpenAPI description; check query and JSON body. A request
    GitHub would not accept is answered (404/400/422) and recorded as invalid.
-3. Apply a `before` fault, if one matches.
+3. Apply a `before` fault (or a `delay`: a slow answer), if one matches.
 4. Authenticate, count it against the rate limit, check the App permission the handler needs.
 5. Run the handler (state lock held); an `after` fault replaces its answer but not its effect.
 6. Send the webhooks the handler caused, in the background.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 import urllib.parse
 from datetime import timedelta
 from typing import Any
@@ -129,6 +130,10 @@ class RestPipeline:
         if fault is not None and fault.mode == "before":
             record.fault = True
             return _fault_response(fault), match
+        if fault is not None and fault.mode == "delay":
+            # A slow GitHub: the request waits, then is answered as usual.
+            time.sleep(fault.delay_seconds)
+            fault = None
 
         route = HANDLERS.get(op.operation_id)
         if route is None:

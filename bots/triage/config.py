@@ -9,6 +9,7 @@ ignores the rest. Example::
       knowledge: knowledge
       triage_needed: triage-needed
       triage_requested_changes: triage-requested-changes
+      build_ready: ready-for-training   # the label that starts training, then evaluation
     triage:
       min_examples:
         skill: 3                 # or per version: {default: 3, 1: 3, 2: 5}
@@ -207,10 +208,19 @@ class Limits(_Strict):
 
 
 class LabelNames(_Strict):
+    """Label names, defaults from the upstream triage workflow. The first four labbot sets from
+    triage; triagers apply ``generate_ready`` and ``build_ready`` to start jobs; labbot sets
+    and clears the rest."""
+
     skill: str = "skill"
     knowledge: str = "knowledge"
     triage_needed: str = "triage-needed"
     triage_requested_changes: str = "triage-requested-changes"
+    generate_ready: str = "precheck-generate-ready"
+    build_ready: str = "community-build-ready"
+    sdg_unsuccessful: str = "sdg-unsuccessful"
+    build_running: str = "cmb-running"
+    needs_ok_to_test: str = "needs-ok-to-test"
 
 
 class TriageConfig(_Strict):

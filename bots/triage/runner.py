@@ -6,29 +6,23 @@ current."""
 from __future__ import annotations
 
 import logging
-import socket
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db.models import (
     BotComment,
     Job,
     JobState,
-    PullRequest,
-    Repository,
     RunStatus,
     TriageFinding,
     TriageRun,
     utcnow,
 )
 from app.db.session import session_scope
-from app.github.factory import github_port
 from app.github.port import FileMode as GitMode
-from app.github.port import GitHubPort
-from app.jobs import claim_job, finish_job, job_lease
+from app.github.port import GitHubPort, PullRequestInfo
 from bots.triage import (
     FileMode,
     InputFile,
@@ -40,6 +34,8 @@ from bots.triage import (
 )
 from bots.triage.bot import CHECK_NAME
 from bots.triage.report import check_run_output, comment_body, wanted_labels
+from bots.trust import author_cleared
+from workers.harness import JobRun, JobTarget
 
 log = logging.getLogger(__name__)
 REPO_CONFIG_PATH = ".github/labbot.yml"
@@ -48,67 +44,21 @@ COMMENT_PURPOSE = "triage"
 READ_CATEGORIES = ("qna", "attribution", "config")
 
 
-@dataclass(frozen=True)
-class _Target:
-    job_id: int
-    repo: str
-    repository_id: int
-    installation_id: int | None
-    number: int
-    head_sha: str
-    pull_request_id: int
+def triage_stage(run: JobRun) -> JobState:
+    """The triage job's stage (run by ``workers.harness``); it posts its own check run."""
+    run.posts_own_check = True
+    return _triage(run.settings, run.github, run.target, run)
 
 
-def run_triage_job(job_id: int) -> None:
-    job = claim_job(job_id, socket.gethostname())
-    if job is None:
-        log.info("triage job %s is not queued any more; skipping", job_id)
-        return
-    target = _load_target(job)
-    settings = get_settings()
-    with job_lease(job, settings.job_lease_seconds / 3):
-        try:
-            github = github_port(settings, target.installation_id)
-            state = _triage(settings, github, target)
-        except Exception as exc:
-            finish_job(job, JobState.failed, f"{type(exc).__name__}: {exc}")
-            raise
-    finish_job(job, state)
-
-
-def _load_target(job: Job) -> _Target:
-    with session_scope() as session:
-        pull = session.get(PullRequest, job.pull_request_id)
-        repository = session.get(Repository, job.repository_id)
-        if pull is None or repository is None or job.head_sha is None:
-            raise LookupError(f"triage job {job.id} has no pull request or head SHA")
-        return _Target(
-            job.id,
-            repository.full_name,
-            repository.id,
-            repository.installation_id,
-            pull.number,
-            job.head_sha,
-            pull.id,
-        )
-
-
-def _triage(settings: Settings, github: GitHubPort, target: _Target) -> JobState:
+def _triage(settings: Settings, github: GitHubPort, target: JobTarget, run: JobRun) -> JobState:
     fresh = github.get_pull_request(target.repo, target.number)
     if fresh.head_sha != target.head_sha or fresh.state != "open":
         return JobState.cancelled  # a newer push has its own job; a closed PR needs none
-    check_run_id = github.create_check_run(
-        target.repo,
-        CHECK_NAME,
-        target.head_sha,
-        status="in_progress",
-        external_id=f"triage-job-{target.job_id}",
-        details_url=_details_url(settings, target),
-    )
+    check_run_id = _own_check_run(github, target, run)
     config_bytes = github.get_file_content(target.repo, REPO_CONFIG_PATH, fresh.base_sha)
     config, config_findings = load_repo_config(config_bytes)
     report = triage_files(
-        _input_files(github, target, config),
+        _input_files(github, target, config, run),
         config,
         lookup=lambda path: github.get_file_content(target.repo, path, target.head_sha),
     )
@@ -132,16 +82,40 @@ def _triage(settings: Settings, github: GitHubPort, target: _Target) -> JobState
         target,
         comment_body(report, target.head_sha, _details_url(settings, target, run_id)),
     )
-    _set_labels(github, target, config, report, current.labels)
+    _set_labels(github, target, config, report, current)
     _mark_run(run_id, RunStatus.completed)
     return JobState.succeeded
 
 
-def _input_files(github: GitHubPort, target: _Target, config: RepoConfig) -> list[InputFile]:
+def _own_check_run(github: GitHubPort, target: JobTarget, run: JobRun) -> int:
+    """The job's triage check run: made by its first attempt, taken over by a later one (a
+    worker killed mid-run must not leave a second run spinning forever)."""
+    if run.job.check_run_id is not None:
+        github.update_check_run(target.repo, run.job.check_run_id, status="in_progress")
+        return run.job.check_run_id
+    check_run_id = github.create_check_run(
+        target.repo,
+        CHECK_NAME,
+        target.head_sha,
+        status="in_progress",
+        external_id=f"triage-job-{target.job_id}",
+        details_url=_details_url(run.settings, target),
+    )
+    with session_scope() as session:
+        job = session.get(Job, target.job_id)
+        if job is not None:
+            job.check_run_id = check_run_id
+    return check_run_id
+
+
+def _input_files(
+    github: GitHubPort, target: JobTarget, config: RepoConfig, run: JobRun
+) -> list[InputFile]:
     changed = github.list_changed_files(target.repo, target.number)
     tree = {entry.path: entry for entry in github.list_tree(target.repo, target.head_sha)}
     files = []
-    for change in changed:
+    for done, change in enumerate(changed):
+        run.progress("reading files", done / len(changed))
         if change.status == "removed":
             files.append(InputFile(change.path, None, deleted=True))
             continue
@@ -167,7 +141,7 @@ def _input_files(github: GitHubPort, target: _Target, config: RepoConfig) -> lis
     return files
 
 
-def _record(target: _Target, report: TriageReport, check_run_id: int) -> int:
+def _record(target: JobTarget, report: TriageReport, check_run_id: int) -> int:
     with session_scope() as session:
         run = TriageRun(
             pull_request_id=target.pull_request_id,
@@ -206,7 +180,7 @@ def _mark_run(run_id: int, status: RunStatus) -> None:
             run.status = status
 
 
-def _post_comment(github: GitHubPort, target: _Target, body: str) -> None:
+def _post_comment(github: GitHubPort, target: JobTarget, body: str) -> None:
     with session_scope() as session:
         stored = _stored_comment(session, target)
         known = stored.comment_id if stored else None
@@ -228,7 +202,7 @@ def _post_comment(github: GitHubPort, target: _Target, body: str) -> None:
             stored.comment_id = comment_id
 
 
-def _stored_comment(session: Session, target: _Target) -> BotComment | None:
+def _stored_comment(session: Session, target: JobTarget) -> BotComment | None:
     return session.scalars(
         select(BotComment).where(
             BotComment.repository_id == target.repository_id,
@@ -240,19 +214,28 @@ def _stored_comment(session: Session, target: _Target) -> BotComment | None:
 
 def _set_labels(
     github: GitHubPort,
-    target: _Target,
+    target: JobTarget,
     config: RepoConfig,
     report: TriageReport,
-    current: tuple[str, ...],
+    current: PullRequestInfo,
 ) -> None:
-    add, remove = wanted_labels(config.labels, report, set(current))
+    add, remove = wanted_labels(config.labels, report, set(current.labels))
+    # GPU jobs wait for a triager's ok-to-test on heads of authors not trusted here.
+    cleared = author_cleared(
+        github, target.repo, current.author, target.pull_request_id, target.head_sha
+    )
+    gate = config.labels.needs_ok_to_test
+    if not cleared and gate not in current.labels:
+        add.add(gate)
+    if cleared and gate in current.labels:
+        remove.add(gate)
     if add:
         github.add_labels(target.repo, target.number, sorted(add))
     for label in sorted(remove):
         github.remove_label(target.repo, target.number, label)
 
 
-def _details_url(settings: Settings, target: _Target, run_id: int | None = None) -> str:
+def _details_url(settings: Settings, target: JobTarget, run_id: int | None = None) -> str:
     base = settings.public_url.rstrip("/")
     if run_id is None:
         return f"{base}/api/jobs/{target.job_id}"

@@ -1,0 +1,229 @@
+"""What every job runs inside: claim, lease with heartbeat, cancellation, progress, the job's
+own log, its check run, and a fenced finish. A stage is a function of a :class:`JobRun`; it
+calls ``run.progress(...)`` between steps, which is also where a cancelled job stops."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import select
+
+from app.config import Settings, get_settings
+from app.db.models import Job, JobState, PullRequest, Repository, utcnow
+from app.db.session import session_scope
+from app.github.factory import github_port
+from app.github.port import GitHubPort
+from app.jobs import claim_job, finish_job, job_lease, save_progress, time_limit
+from bots import messages
+from bots.job_checks import sync_check
+
+log = logging.getLogger(__name__)
+_current_job: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "labbot_job", default=None
+)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+PROGRESS_SAVE_INTERVAL = 1.0  # seconds between progress writes to the database
+
+
+class JobCancelled(Exception):  # noqa: N818 - an outcome the stage is asked to reach
+    """Raised inside a stage at its next step once the job was asked to stop."""
+
+
+class StageUnavailable(Exception):  # noqa: N818
+    """This worker has no implementation for the job's kind."""
+
+
+@dataclass(frozen=True)
+class JobTarget:
+    """The job's pull request, by value: stages never hold ORM objects across steps."""
+
+    job_id: int
+    repo: str
+    repository_id: int
+    installation_id: int | None
+    number: int
+    head_sha: str
+    pull_request_id: int
+
+
+class JobRun:
+    def __init__(self, job: Job, target: JobTarget, settings: Settings, github: GitHubPort):
+        self.job = job
+        self.target = target
+        self.settings = settings
+        self.github = github
+        self.artifacts = settings.artifacts_dir / "jobs" / str(job.id)
+        self.cancel_requested = threading.Event()
+        self.posts_own_check = False  # a stage that reports in its own check run sets this
+        self._stage = ""
+        self._stage_started = time.monotonic()
+        self._saved_at = 0.0
+        self._posted_at = 0.0
+
+    def check_cancelled(self) -> None:
+        if self.cancel_requested.is_set():
+            raise JobCancelled()
+
+    def progress(self, stage: str, fraction: float | None = None) -> None:
+        """Report where the job is (``fraction`` of ``stage`` done, 0..1). Stops the job here
+        if it was cancelled. Written to the database at most every second and to the check
+        run at most every ``job_progress_interval_seconds``, and at once when the stage
+        changes."""
+        self.check_cancelled()
+        now = time.monotonic()
+        changed = stage != self._stage
+        if changed:
+            self._stage, self._stage_started = stage, now
+        progress: dict[str, Any] = {"stage": stage, "updated_at": utcnow().isoformat()}
+        if fraction is not None:
+            fraction = min(max(fraction, 0.0), 1.0)
+            progress["percent"] = round(100 * fraction, 1)
+            elapsed = now - self._stage_started
+            if 0 < fraction < 1 and elapsed > 0:
+                progress["eta_seconds"] = round(elapsed * (1 - fraction) / fraction)
+        if changed or now - self._saved_at >= PROGRESS_SAVE_INTERVAL:
+            self._saved_at = now
+            self.job.progress = progress
+            save_progress(self.job, progress)
+        if not self.posts_own_check and (
+            changed or now - self._posted_at >= self.settings.job_progress_interval_seconds
+        ):
+            self._posted_at = now
+            self._sync_check()
+
+    def _sync_check(self) -> None:
+        try:
+            sync_check(self.github, self.target.repo, self.job, self.settings)
+        except Exception as exc:  # progress is best effort; the outcome is posted at the end
+            log.warning("could not update the check run: %s", type(exc).__name__)
+
+
+Stage = Callable[[JobRun], JobState | None]
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_job(job_id: int, stage: Stage | None) -> None:
+    """Run the job's stage once, if this is the run that claims it."""
+    job = claim_job(job_id, worker_name())
+    if job is None:
+        log.info("job %s is not queued any more; skipping", job_id)
+        return
+    settings = get_settings()
+    target = _load_target(job)
+    github = github_port(settings, target.installation_id)
+    run = JobRun(job, target, settings, github)
+    state, error = JobState.failed, None
+    with (
+        job_log(job, settings),
+        job_lease(job, settings.job_lease_seconds / 3, run.cancel_requested.set),
+    ):
+        log.info(
+            "job %s (%s) started on %s, attempt %s", job.id, job.kind, job.worker, job.attempts
+        )
+        try:
+            if stage is None:
+                raise StageUnavailable()
+            if job.kind.value != "triage":
+                run.progress("starting")
+            state = stage(run) or JobState.succeeded
+        except JobCancelled:
+            state, error = _cancel_outcome(job.id)
+            log.info("job %s stopped: %s", job.id, error)
+        except StageUnavailable:
+            error = messages.JOB_STAGE_UNAVAILABLE.format(kind=job.kind.value)
+            log.error("%s", error)
+        except SoftTimeLimitExceeded:
+            error = messages.JOB_TIME_LIMIT.format(limit=f"{time_limit(settings, job.kind):g} s")
+            log.error("%s", error)
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            error = messages.JOB_CRASHED.format(error=type(exc).__name__)
+        log.info("job %s finished: %s", job.id, state.value)
+    if not finish_job(job, state, error):
+        log.warning("job %s was ended elsewhere while it ran; its outcome is not recorded", job.id)
+        return
+    job.state, job.error = state, error
+    if not run.posts_own_check:
+        run._sync_check()
+    from bots.pipeline import after_job
+
+    after_job(job.id)
+
+
+def _cancel_outcome(job_id: int) -> tuple[JobState, str | None]:
+    with session_scope() as session:
+        row = session.execute(
+            select(Job.cancel_state, Job.error).where(Job.id == job_id)
+        ).one_or_none()
+    if row is None:
+        return JobState.cancelled, None
+    return row.cancel_state or JobState.cancelled, row.error
+
+
+def _load_target(job: Job) -> JobTarget:
+    with session_scope() as session:
+        pull = session.get(PullRequest, job.pull_request_id)
+        repository = session.get(Repository, job.repository_id)
+        if pull is None or repository is None or job.head_sha is None:
+            raise LookupError(f"job {job.id} has no pull request or head SHA")
+        return JobTarget(
+            job.id,
+            repository.full_name,
+            repository.id,
+            repository.installation_id,
+            pull.number,
+            job.head_sha,
+            pull.id,
+        )
+
+
+def log_path(settings: Settings, job_id: int) -> Path:
+    return settings.artifacts_dir / "jobs" / str(job_id) / "job.log"
+
+
+class _ThisJob(logging.Filter):
+    def __init__(self, job_id: int) -> None:
+        super().__init__()
+        self.job_id = job_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _current_job.get() == self.job_id
+
+
+@contextmanager
+def job_log(job: Job, settings: Settings) -> Iterator[Path]:
+    """Everything logged in this job's context goes to its own log file as well, so the
+    dashboard can show one job's log (attempts append to the same file)."""
+    path = log_path(settings, job.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_ThisJob(job.id))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    token = _current_job.set(job.id)
+    with session_scope() as session:
+        row = session.get(Job, job.id)
+        if row is not None:
+            row.log_path = str(path)
+            row.artifacts_path = str(path.parent)
+    try:
+        yield path
+    finally:
+        _current_job.reset(token)
+        root.removeHandler(handler)
+        handler.close()
