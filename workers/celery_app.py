@@ -53,6 +53,10 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
             # Longer than the longest job (checked in Settings), or Redis would hand a running
             # job to a second worker; the job's lease in the database guards that case anyway.
             "visibility_timeout": settings.broker_visibility_timeout_seconds,
+            # Look for messages past their timeout every 5 s (kombu's default works out at
+            # 100 s); one small Redis query per worker.
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
             "socket_connect_timeout": 2,
             "socket_timeout": 5,
         }
