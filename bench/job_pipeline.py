@@ -527,8 +527,10 @@ def report(
     )
 
     print("job pipeline benchmark (bench/job_pipeline.py)")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
-        f"  machine: {os.cpu_count()} CPU cores; PostgreSQL, Redis and GitHub simulator on loopback"
+        f"  machine: {os.cpu_count()} CPU cores, load average {load} at the end (1, 5, 15 min);"
+        " PostgreSQL, Redis and the GitHub simulator on loopback"
     )
     print(
         f"  parameters: {args.jobs} jobs (+{len(warm_ids)} warm-up, not measured), {settings_line}"

@@ -347,6 +347,7 @@ def labbot(
         "LABBOT_GITHUB_TOKEN": "",
         "LABBOT_GITHUB_WRITE_INTERVAL_SECONDS": "0",
         "LABBOT_REDELIVER_INTERVAL_SECONDS": "0",
+        "LABBOT_PUBLIC_URL": f"http://127.0.0.1:{port}",
         **labbot_env,
     }
     for key, value in env.items():

@@ -255,6 +255,9 @@ def test_one_job_per_intent_its_check_run_updated_in_place_and_label_removal_can
     assert "`/lab generate`" in runs[1].output.summary
     assert done.log_path is not None
     assert "cannot run sdg jobs yet" in Path(done.log_path).read_text()
+    page = httpx.get(runs[1].details_url)
+    assert page.status_code == 200
+    assert "cannot run sdg jobs yet" in page.text  # the job page shows its log
     wait_until(lambda: "sdg-unsuccessful" in labels(gh, pull.number), 30)
 
 

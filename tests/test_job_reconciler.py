@@ -6,13 +6,22 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import redis
 from github import Auth, Github
 from sqlalchemy import select, update
 
 from app.config import get_settings
 from app.db.models import Job, JobKind, JobState, PullRequest, Repository, utcnow
 from app.db.session import get_engine, session_scope
-from app.jobs import Reconciled, claim_job, finish_job, reconcile_jobs, submit_job
+from app.jobs import (
+    Reconciled,
+    cancel_jobs,
+    claim_job,
+    finish_job,
+    publish_job,
+    reconcile_jobs,
+    submit_job,
+)
 from app.simulator.admin_client import SimulatorAdmin
 from tests.conftest import READER_TOKEN, Backend, Labbot, wait_until
 from tests.test_jobs import make_pull_request
@@ -106,6 +115,86 @@ def test_a_run_that_lost_its_lease_cannot_finish_the_job(backend: Backend) -> No
     assert not finish_job(first, JobState.succeeded)
     assert finish_job(second, JobState.succeeded)
     assert job_row(job_id).state is JobState.succeeded
+
+
+def test_a_job_that_does_not_stop_when_cancelled_is_ended_after_the_grace(
+    backend: Backend,
+) -> None:
+    job_id = running_job(attempts=1, heartbeat_age=0)
+    with session_scope() as session:
+        row = session.get(Job, job_id)
+        assert row is not None
+        cancel_jobs(session, [row], JobState.superseded, "moved on")
+        assert row.state is JobState.running  # asked to stop, still running for now
+    assert reconcile(job_cancel_grace_seconds=60).stopped == []
+    with get_engine().begin() as conn:
+        conn.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(cancel_requested_at=utcnow() - timedelta(seconds=120))
+        )
+    assert reconcile(job_cancel_grace_seconds=60).stopped == [job_id]
+    job = job_row(job_id)
+    assert job.state is JobState.superseded
+    assert job.error == "moved on"
+
+
+def test_a_job_past_its_time_limit_is_failed_with_the_limit_named(backend: Backend) -> None:
+    job_id = running_job(attempts=1, heartbeat_age=0)
+    with get_engine().begin() as conn:
+        conn.execute(
+            update(Job).where(Job.id == job_id).values(started_at=utcnow() - timedelta(hours=2))
+        )
+    limits = {"triage": 1800.0}
+    result = reconcile(job_time_limit_seconds=limits, job_cancel_grace_seconds=60)
+    assert result.stopped == [job_id]
+    job = job_row(job_id)
+    assert job.state is JobState.failed
+    assert job.error == "The job ran past its time limit of 30 min and was stopped."
+
+
+def test_a_queued_job_the_broker_never_took_is_published_again(backend: Backend) -> None:
+    make_pull_request()
+    with session_scope() as session:
+        pull = session.scalars(select(PullRequest)).one()
+        job = submit_job(
+            session,
+            JobKind.triage,
+            repository_id=pull.repository_id,
+            pull_request_id=pull.id,
+            head_sha="b" * 40,
+        ).job
+        job.queued_at = utcnow() - timedelta(seconds=60)
+        job_id = job.id
+    assert triage_messages() == 0
+    result = reconcile(sweep_grace_seconds=10)
+    assert result.republished == 1
+    assert triage_messages() == 1
+    assert job_row(job_id).published_at is not None
+    assert reconcile(sweep_grace_seconds=10).republished == 0  # published: left alone
+
+
+def test_queued_jobs_are_published_again_when_redis_forgot_everything(
+    postgres_backend: Backend,
+) -> None:
+    make_pull_request()
+    with session_scope() as session:
+        pull = session.scalars(select(PullRequest)).one()
+        job = submit_job(
+            session,
+            JobKind.triage,
+            repository_id=pull.repository_id,
+            pull_request_id=pull.id,
+            head_sha="c" * 40,
+        ).job
+        job_id = job.id
+    publish_job(job_row(job_id))
+    reconcile()  # sets the mark beside the messages
+    assert reconcile().republished == 0
+    redis.Redis.from_url(get_settings().broker_url).flushdb()  # a restart without persistence
+    assert triage_messages() == 0
+    assert reconcile().republished == 1
+    assert triage_messages() == 1
 
 
 @pytest.mark.e2e

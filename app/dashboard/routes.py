@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
-from app.db.models import Delivery
-from app.db.session import get_engine
+from app.db.models import Delivery, Job
+from app.db.session import get_engine, session_scope
+from bots import messages
+from bots.job_checks import progress_line
+
+LOG_TAIL_BYTES = 64 * 1024
 
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -34,3 +38,25 @@ def overview(request: Request) -> HTMLResponse:
             .limit(50)
         ).all()
     return templates.TemplateResponse(request, "overview.html", {"deliveries": recent})
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, job_id: int) -> HTMLResponse:
+    """One job: its state, progress, error and the tail of its log (the check run links here)."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise HTTPException(status_code=404, detail=messages.JOB_NOT_FOUND)
+    context = {"job": job, "progress": progress_line(job.progress), "log": _log_tail(job)}
+    return templates.TemplateResponse(request, "job.html", context)
+
+
+def _log_tail(job: Job) -> str:
+    if not job.log_path:
+        return ""
+    path = Path(job.log_path)
+    if not path.is_file():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(max(path.stat().st_size - LOG_TAIL_BYTES, 0))
+        return handle.read().decode("utf-8", errors="replace")
