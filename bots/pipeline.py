@@ -27,6 +27,7 @@ from app.github.factory import github_port
 from app.github.port import GitHubPort, PullRequestInfo
 from app.jobs import (
     QUEUE_OF,
+    Submitted,
     active_jobs,
     cancel_jobs,
     fail_job_now,
@@ -69,40 +70,31 @@ class Outcome:
 def request_job(request: Request, kind: JobKind, *, requester_checked: bool = False) -> Outcome:
     """Start ``kind`` on the PR's current head if every gate passes; otherwise say why.
     ``requester_checked``: the caller already established that the requester is trusted."""
-    settings = get_settings()
     pull = request.github.get_pull_request(request.repo, request.number)
     refusal = _refusal(request, kind, pull, requester_checked)
     if refusal is not None:
         _audit(request, CommandOutcome.refused, refusal)
         notify(request.github, request.repo, request.number, refusal)
         return Outcome(False, notice=refusal)
-    with session_scope() as session:
-        pull_row = _pull_row(session, request.repository_id, request.number)
-        submitted = submit_job(
-            session,
-            kind,
-            repository_id=request.repository_id,
-            pull_request_id=pull_row.id,
-            head_sha=pull.head_sha,
-            requested_by=request.user,
-            trigger=request.trigger,
-        )
-        job = submitted.job
-        job_id = job.id
-        served = queue_is_served(session, settings, QUEUE_OF[kind])
-        if submitted.created and not served:
-            fail_job_now(session, job, messages.JOB_NO_WORKER.format(queue=QUEUE_OF[kind]))
+    submitted, served = _enqueue(
+        request.github,
+        request.repo,
+        request.repository_id,
+        request.number,
+        kind,
+        pull.head_sha,
+        request.user,
+        request.trigger,
+    )
+    job_id = submitted.job.id
     if not submitted.created:
         _audit(request, CommandOutcome.accepted, "an active job already existed", job_id)
         return Outcome(False, job_id)
     _audit(request, CommandOutcome.accepted, None, job_id)
-    _sync(request.github, request.repo, job)
     if not served:
         notice = messages.NOTICE_NO_WORKER.format(action=request.action, queue=QUEUE_OF[kind])
         notify(request.github, request.repo, request.number, notice)
-        after_job(job_id)
         return Outcome(False, job_id, notice)
-    publish_job(job, settings)
     if kind is JobKind.train:
         labels = repo_config(request.github, request.repo, pull.base_sha).labels
         request.github.add_labels(request.repo, request.number, [labels.build_running])
@@ -253,18 +245,18 @@ def after_job(job_id: int) -> None:
         github.remove_label(repo, number, labels.build_running)
 
 
-def _start_next(
+def _enqueue(
     github: GitHubPort,
     repo: str,
     repository_id: int,
     number: int,
-    head_sha: str,
     kind: JobKind,
+    head_sha: str,
     requested_by: str | None,
     trigger: str | None,
-) -> None:
-    """The stage after a successful one, for the same head, asked for by the same request
-    (so removing the label that started training cancels evaluation too)."""
+) -> tuple[Submitted, bool]:
+    """Submit the job; a new one gets its check run, then goes to its queue, or fails at once
+    when no live worker serves that queue. Returns (submitted, queue served)."""
     settings = get_settings()
     with session_scope() as session:
         pull_row = _pull_row(session, repository_id, number)
@@ -277,14 +269,29 @@ def _start_next(
             requested_by=requested_by,
             trigger=trigger,
         )
-        job = submitted.job
         served = queue_is_served(session, settings, QUEUE_OF[kind])
         if submitted.created and not served:
-            fail_job_now(session, job, messages.JOB_NO_WORKER.format(queue=QUEUE_OF[kind]))
-    if not submitted.created:
-        return
-    _sync(github, repo, job)
-    if served:
-        publish_job(job, settings)
-    else:
-        after_job(job.id)
+            reason = messages.JOB_NO_WORKER.format(queue=QUEUE_OF[kind])
+            fail_job_now(session, submitted.job, reason)
+    if submitted.created:
+        _sync(github, repo, submitted.job)
+        if served:
+            publish_job(submitted.job, settings)
+        else:
+            after_job(submitted.job.id)
+    return submitted, served
+
+
+def _start_next(
+    github: GitHubPort,
+    repo: str,
+    repository_id: int,
+    number: int,
+    head_sha: str,
+    kind: JobKind,
+    requested_by: str | None,
+    trigger: str | None,
+) -> None:
+    """The stage after a successful one, for the same head, asked for by the same request
+    (so removing the label that started training cancels evaluation too)."""
+    _enqueue(github, repo, repository_id, number, kind, head_sha, requested_by, trigger)
