@@ -66,6 +66,18 @@ def running_job(attempts: int, heartbeat_age: float) -> int:
         return job.id
 
 
+def active_triage_jobs() -> list[int]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(Job.id).where(
+                    Job.kind == JobKind.triage,
+                    Job.state.in_([JobState.queued, JobState.running]),
+                )
+            ).all()
+        )
+
+
 def job_row(job_id: int) -> Job:
     with session_scope() as session:
         job = session.get(Job, job_id)
@@ -209,6 +221,9 @@ def test_a_triage_job_orphaned_mid_run_is_finished_by_a_live_worker(
     sim.create_repo(REPO, {"README.md": "# taxonomy\n"}, org=True)
     opened = sim.open_pr(REPO, author="contributor", title="t", files=files_of(PR_1412))
     first = completed_run(gh, opened.head_sha)
+    # The first job posts its check run before its comment and labels: let it end, or the
+    # "orphan" below would be that same active job.
+    wait_until(lambda: not active_triage_jobs(), 30)
 
     with session_scope() as session:
         pull = session.scalars(select(PullRequest)).one()
