@@ -133,6 +133,74 @@ class Settings(BaseSettings):
         "0 turns it off.",
     )
 
+    # Synthetic data generation (the `sdg` job). Defaults follow upstream instructlab-sdg.
+    sdg_teacher_urls: list[str] = Field(
+        default_factory=list,
+        description='OpenAI-compatible teacher endpoints (JSON list of base URLs ending in /v1, '
+        "one per data-parallel vLLM replica); none means sdg jobs fail with a message.",
+    )
+    sdg_teacher_model: str = Field("", description="Served model name; default: from /v1/models.")
+    sdg_teacher_api_key: SecretStr | None = Field(None, description="Bearer key for the teacher.")
+    sdg_teacher_tokenizer: Path | None = Field(
+        None,
+        description="Local directory with the teacher's tokenizer and chat template; default: "
+        "the served model's path when it exists on this machine.",
+    )
+    sdg_batch_size: int = Field(8, ge=1, description="Prompts sent in one completions request.")
+    sdg_concurrency: int = Field(
+        8, ge=1, description="Requests in flight per teacher replica."
+    )
+    sdg_request_timeout_seconds: float = Field(600.0, gt=0)
+    sdg_max_retries: int = Field(
+        4, ge=0, description="Retries of a request after a connection error or a 5xx answer."
+    )
+    sdg_replica_cooldown_seconds: float = Field(
+        30.0, ge=0, description="How long a teacher replica that failed is left out."
+    )
+    sdg_min_new_tokens: int = Field(
+        32, ge=1, description="A prompt leaving less room than this in the context is skipped."
+    )
+    sdg_max_new_tokens: int = Field(1024, ge=1, description="Longest teacher answer.")
+    sdg_temperature: float = Field(0.7, ge=0)
+    sdg_top_p: float = Field(1.0, gt=0, le=1)
+    sdg_questions_per_seed: int = Field(
+        30, ge=1, description="Freeform skills: questions generated per seed example."
+    )
+    sdg_contexts_per_seed: int = Field(
+        10, ge=1, description="Grounded skills: contexts generated per seed example."
+    )
+    sdg_questions_per_context: int = Field(3, ge=1, description="Grounded: questions per context.")
+    sdg_qa_per_chunk: int = Field(5, ge=1, description="Knowledge: Q&A pairs asked per chunk.")
+    sdg_mcq_per_leaf: int = Field(
+        20, ge=0, description="Knowledge: multiple-choice questions per leaf for PR-MMLU."
+    )
+    sdg_chunk_tokens: int = Field(500, ge=32, description="Knowledge document chunk size.")
+    sdg_pair_min_score: int = Field(
+        2, ge=1, le=3, description="Lowest judge score (1-3) a question-answer pair keeps."
+    )
+    sdg_max_samples_per_leaf: int = Field(
+        10000, ge=1, description="Mixing: cap on generated samples taken from one leaf."
+    )
+    sdg_replay_path: Path | None = Field(
+        None, description="Chat messages JSONL mixed into the skills (phase 2) data as replay."
+    )
+    sdg_replay_samples: int = Field(
+        1000, ge=0, description="Replay samples added to the phase 2 data."
+    )
+    sdg_document_sources: list[str] = Field(
+        default_factory=lambda: ["https://github.com/"],
+        description="URL prefixes a knowledge document may be fetched from (JSON list).",
+    )
+    sdg_document_max_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, description="Knowledge documents: total size limit."
+    )
+    sdg_document_max_files: int = Field(
+        50, ge=1, description="Knowledge documents: files matched by the patterns."
+    )
+    sdg_document_timeout_seconds: float = Field(
+        120.0, gt=0, description="Knowledge documents: limit on the fetch."
+    )
+
     # GitHub.
     github_api_url: str = "https://api.github.com"
     github_app_id: int | None = None
