@@ -1,5 +1,6 @@
 """Commands in PR comments. One registry carries each verb's usage, description and who may run
-it; the help reply is generated from it. labbot reacts 👀 when it sees a command and 🚀 when a
+it; the help reply, the welcome section under the triage summary and the dashboard's help
+page are generated from it. labbot reacts 👀 when it sees a command and 🚀 when a
 command has started a job. Only `created` comments on open pull requests count; comments by
 bots (labbot included) are ignored."""
 
@@ -71,7 +72,9 @@ class Command:
 
 
 def _help(ctx: CommandContext) -> bool:
-    ctx.github.upsert_comment(ctx.repo, ctx.number, "help", help_text())
+    pull = ctx.github.get_pull_request(ctx.repo, ctx.number)
+    names = repo_config(ctx.github, ctx.repo, pull.base_sha).labels
+    ctx.github.upsert_comment(ctx.repo, ctx.number, "help", help_text(names))
     return False
 
 
@@ -196,15 +199,33 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def help_text() -> str:
-    rows = [messages.HELP_HEADER, "", "| command | what it does | who |", "|---|---|---|"]
+def label_rows(names: LabelNames) -> list[tuple[str, str]]:
+    """The labels triagers apply, with what each does (help, welcome and dashboard list them)."""
+    return [
+        (names.generate_ready, messages.LABEL_GENERATE_READY),
+        (names.build_ready, messages.LABEL_BUILD_READY),
+    ]
+
+
+def _tables(names: LabelNames) -> list[str]:
+    rows = ["| command | what it does | who |", "|---|---|---|"]
     rows += [f"| `{c.usage}` | {c.description} | {c.who} |" for c in COMMANDS.values()]
     rows += ["", "| label | what it does |", "|---|---|"]
-    rows += [
-        f"| `{LabelNames().generate_ready}` | {messages.LABEL_GENERATE_READY} |",
-        f"| `{LabelNames().build_ready}` | {messages.LABEL_BUILD_READY} |",
-    ]
-    return "\n".join([*rows, "", messages.HELP_FOOTER])
+    rows += [f"| `{label}` | {meaning} |" for label, meaning in label_rows(names)]
+    return rows
+
+
+def help_text(names: LabelNames | None = None) -> str:
+    tables = _tables(names or LabelNames())
+    return "\n".join([messages.HELP_HEADER, "", *tables, "", messages.HELP_FOOTER])
+
+
+def welcome_text(names: LabelNames | None = None) -> str:
+    """The collapsed section under the triage summary that introduces labbot to a contributor."""
+    tables = _tables(names or LabelNames())
+    return "\n".join(
+        [messages.WELCOME_SUMMARY, "", messages.WELCOME_INTRO, "", *tables, "", "</details>"]
+    )
 
 
 def _allowed(ctx: CommandContext, command: Command) -> bool:

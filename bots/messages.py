@@ -94,6 +94,12 @@ HELP_FOOTER = (
     "Commands inside code blocks or quotes are ignored, and so are edited comments: "
     "post a new comment to run one."
 )
+WELCOME_SUMMARY = "<details><summary>Working with labbot</summary>"
+WELCOME_INTRO = (
+    "Thanks for contributing! labbot checks every push of this pull request and updates this "
+    "comment. Triagers start data generation, training and evaluation with these commands (a "
+    "comment with the command on its own line) or labels:"
+)
 COMMAND_HELP = "Show this list."
 COMMAND_RETEST = "Run triage again on the pull request's current head."
 COMMAND_PRECHECK = (

@@ -14,6 +14,7 @@ import pytest
 from github import Auth, Github
 
 from app.simulator.admin_client import SimulatorAdmin
+from bots.commands import COMMANDS
 from tests.conftest import READER_TOKEN, REPO_ROOT, SHARED, Labbot, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -108,6 +109,8 @@ def test_real_contributor_pr_gets_check_run_comment_and_labels(
     assert len(comments) == 1
     assert "labbot triage" in comments[0].body
     assert comments[0].user.login == "labbot[bot]"
+    # The welcome section under the summary comes from the command registry.
+    assert all(command.usage in comments[0].body for command in COMMANDS.values())
     # The contributor is not trusted here yet: triage runs, GPU jobs wait for an ok-to-test.
     wanted = {"skill", "triage-requested-changes", "needs-ok-to-test"}
     wait_until(lambda: labels(gh, opened.number) == wanted, 30)

@@ -13,7 +13,9 @@ from sqlalchemy import select
 from app.db.models import Delivery, Job
 from app.db.session import get_engine, session_scope
 from bots import messages
+from bots.commands import COMMANDS, label_rows
 from bots.job_checks import progress_line
+from bots.triage.config import LabelNames
 
 LOG_TAIL_BYTES = 64 * 1024
 
@@ -38,6 +40,18 @@ def overview(request: Request) -> HTMLResponse:
             .limit(50)
         ).all()
     return templates.TemplateResponse(request, "overview.html", {"deliveries": recent})
+
+
+@router.get("/help", response_class=HTMLResponse)
+def help_page(request: Request) -> HTMLResponse:
+    """Commands and labels, from the same registry as the `/lab help` reply."""
+    context = {
+        "intro": messages.WELCOME_INTRO,
+        "footer": messages.HELP_FOOTER,
+        "commands": list(COMMANDS.values()),
+        "labels": label_rows(LabelNames()),
+    }
+    return templates.TemplateResponse(request, "help.html", context)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)

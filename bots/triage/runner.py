@@ -23,6 +23,7 @@ from app.db.models import (
 from app.db.session import session_scope
 from app.github.port import FileMode as GitMode
 from app.github.port import GitHubPort, PullRequestInfo
+from bots.commands import welcome_text
 from bots.triage import (
     FileMode,
     InputFile,
@@ -80,7 +81,9 @@ def _triage(settings: Settings, github: GitHubPort, target: JobTarget, run: JobR
     _post_comment(
         github,
         target,
-        comment_body(report, target.head_sha, _details_url(settings, target, run_id)),
+        comment_body(report, target.head_sha, _details_url(settings, target, run_id))
+        + "\n\n"
+        + welcome_text(config.labels),
     )
     _set_labels(github, target, config, report, current)
     _mark_run(run_id, RunStatus.completed)
