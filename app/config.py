@@ -126,6 +126,14 @@ class Settings(BaseSettings):
     artifacts_dir: Path = Field(
         Path(""), description="Where job logs and artifacts are kept; default data_dir/artifacts."
     )
+    artifacts_s3_url: str = Field(
+        "",
+        description="s3://bucket/prefix: job artifacts are uploaded there when a job ends; "
+        "empty keeps them in artifacts_dir only.",
+    )
+    artifacts_s3_endpoint_url: str = Field(
+        "", description="S3-compatible endpoint (MinIO, Ceph, ...); empty means AWS."
+    )
     redeliver_interval_seconds: float = Field(
         3600.0,
         ge=0,
@@ -136,7 +144,7 @@ class Settings(BaseSettings):
     # Synthetic data generation (the `sdg` job). Defaults follow upstream instructlab-sdg.
     sdg_teacher_urls: list[str] = Field(
         default_factory=list,
-        description='OpenAI-compatible teacher endpoints (JSON list of base URLs ending in /v1, '
+        description="OpenAI-compatible teacher endpoints (JSON list of base URLs ending in /v1, "
         "one per data-parallel vLLM replica); none means sdg jobs fail with a message.",
     )
     sdg_teacher_model: str = Field("", description="Served model name; default: from /v1/models.")
@@ -147,9 +155,7 @@ class Settings(BaseSettings):
         "the served model's path when it exists on this machine.",
     )
     sdg_batch_size: int = Field(8, ge=1, description="Prompts sent in one completions request.")
-    sdg_concurrency: int = Field(
-        8, ge=1, description="Requests in flight per teacher replica."
-    )
+    sdg_concurrency: int = Field(8, ge=1, description="Requests in flight per teacher replica.")
     sdg_request_timeout_seconds: float = Field(600.0, gt=0)
     sdg_max_retries: int = Field(
         4, ge=0, description="Retries of a request after a connection error or a 5xx answer."

@@ -19,6 +19,7 @@ WEBHOOK_BAD_JSON = "The body is not valid JSON."
 WEBHOOK_NOT_RECORDED = "The delivery could not be recorded; redeliver it from the App settings."
 
 DELIVERY_NOT_FOUND = "No delivery with that GUID."
+JOB_LOG_UNAVAILABLE = "The log is in the artifact store, which did not answer."
 JOB_NOT_FOUND = "No job with that id."
 TRIAGE_RUN_NOT_FOUND = "No triage run with that id."
 
@@ -43,6 +44,10 @@ JOB_NO_WORKER = (
     "worker for it configured. An operator can start one with `labbot worker --queues {queue}`."
 )
 JOB_STAGE_UNAVAILABLE = "This labbot version cannot run {kind} jobs yet."
+JOB_ARTIFACTS_UNSTORED = (
+    "The job ran but its results could not be stored ({error}); retry it once the artifact "
+    "store is reachable."
+)
 JOB_CRASHED = "The job stopped with an error ({error}). Its log has the details."
 
 # A job's check run (labbot/<kind>), created when queued and updated in place.

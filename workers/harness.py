@@ -19,6 +19,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 
+from app.artifacts import JOB_LOG, artifact_store, job_dir
 from app.config import Settings, get_settings
 from app.db.models import Job, JobState, PullRequest, Repository, utcnow
 from app.db.session import session_scope
@@ -63,7 +64,7 @@ class JobRun:
         self.target = target
         self.settings = settings
         self.github = github
-        self.artifacts = settings.artifacts_dir / "jobs" / str(job.id)
+        self.artifacts = job_dir(settings, job.id)
         self.cancel_requested = threading.Event()
         self.posts_own_check = False  # a stage that reports in its own check run sets this
         self._stage = ""
@@ -153,6 +154,15 @@ def run_job(job_id: int, stage: Stage | None) -> None:
             log.exception("job %s failed", job.id)
             error = messages.JOB_CRASHED.format(error=type(exc).__name__)
         log.info("job %s finished: %s", job.id, state.value)
+    try:
+        artifact_store(settings).publish(job.id, run.artifacts)
+    except Exception as exc:
+        log.error("job %s: artifacts not stored: %s", job.id, type(exc).__name__)
+        if state is JobState.succeeded:
+            state, error = (
+                JobState.failed,
+                messages.JOB_ARTIFACTS_UNSTORED.format(error=type(exc).__name__),
+            )
     if not finish_job(job, state, error):
         log.warning("job %s was ended elsewhere while it ran; its outcome is not recorded", job.id)
         return
@@ -192,7 +202,7 @@ def _load_target(job: Job) -> JobTarget:
 
 
 def log_path(settings: Settings, job_id: int) -> Path:
-    return settings.artifacts_dir / "jobs" / str(job_id) / "job.log"
+    return job_dir(settings, job_id) / JOB_LOG
 
 
 class _ThisJob(logging.Filter):

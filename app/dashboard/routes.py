@@ -3,6 +3,7 @@ deliveries; later issues add PRs, jobs and builds."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
@@ -10,6 +11,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
+from app.artifacts import JOB_LOG, artifact_store
+from app.config import get_settings
 from app.db.models import Delivery, Job
 from app.db.session import get_engine, session_scope
 from bots import messages
@@ -18,6 +21,7 @@ from bots.job_checks import progress_line
 from bots.triage.config import LabelNames
 
 LOG_TAIL_BYTES = 64 * 1024
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -66,11 +70,17 @@ def job_page(request: Request, job_id: int) -> HTMLResponse:
 
 
 def _log_tail(job: Job) -> str:
-    if not job.log_path:
-        return ""
-    path = Path(job.log_path)
-    if not path.is_file():
-        return ""
-    with path.open("rb") as handle:
-        handle.seek(max(path.stat().st_size - LOG_TAIL_BYTES, 0))
-        return handle.read().decode("utf-8", errors="replace")
+    """The end of the job's log: from this machine when the job ran here, else from the
+    artifact store it was uploaded to."""
+    local = Path(job.log_path) if job.log_path else None
+    if local is not None and local.is_file():
+        with local.open("rb") as handle:
+            handle.seek(max(local.stat().st_size - LOG_TAIL_BYTES, 0))
+            data: bytes | None = handle.read()
+    else:
+        try:
+            data = artifact_store(get_settings()).read(job.id, JOB_LOG, LOG_TAIL_BYTES)
+        except Exception as exc:
+            log.warning("job %s: log not read from the artifact store: %s", job.id, exc)
+            return messages.JOB_LOG_UNAVAILABLE
+    return data.decode("utf-8", errors="replace") if data else ""
