@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -137,23 +138,33 @@ def fail_job_now(session: Session, job: Job, reason: str) -> None:
     job.error = reason
 
 
-def claim_job(job_id: int, worker: str) -> Job | None:
+def claim_job(
+    job_id: int, worker: str, *, log_path: Path | None = None, session: Session | None = None
+) -> Job | None:
     """Mark a queued job running, once, and start its lease. None when it is not queued any
     more (cancelled, done, running elsewhere, or a second copy of the message). ``job.attempts``
-    afterwards is the fencing token for this run: only the run holding it may finish the job."""
-    with session_scope() as session:
-        job = session.scalars(
-            select(Job).where(Job.id == job_id, Job.state == JobState.queued).with_for_update()
-        ).one_or_none()
-        if job is None:
-            return None
-        now = utcnow()
-        job.state = JobState.running
-        job.attempts += 1
-        job.started_at = now
-        job.heartbeat_at = now
-        job.worker = worker
-        return job
+    afterwards is the fencing token for this run: only the run holding it may finish the job.
+    Given a ``session``, the claim is part of the caller's transaction (one round of commits
+    per job start)."""
+    if session is None:
+        with session_scope() as own:
+            return claim_job(job_id, worker, log_path=log_path, session=own)
+    job = session.scalars(
+        select(Job).where(Job.id == job_id, Job.state == JobState.queued).with_for_update()
+    ).one_or_none()
+    if job is None:
+        return None
+    now = utcnow()
+    job.state = JobState.running
+    job.attempts += 1
+    job.started_at = now
+    job.heartbeat_at = now
+    job.worker = worker
+    job.progress = {"stage": "starting", "updated_at": now.isoformat()}
+    if log_path is not None:
+        job.log_path = str(log_path)
+        job.artifacts_path = str(log_path.parent)
+    return job
 
 
 @contextmanager

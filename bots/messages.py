@@ -48,6 +48,7 @@ JOB_ARTIFACTS_UNSTORED = (
     "The job ran but its results could not be stored ({error}); retry it once the artifact "
     "store is reachable."
 )
+JOB_NO_TARGET = "The job's pull request is no longer known to labbot."
 JOB_CRASHED = "The job stopped with an error ({error}). Its log has the details."
 
 # A job's check run (labbot/<kind>), created when queued and updated in place.

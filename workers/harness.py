@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from app.artifacts import JOB_LOG, artifact_store, job_dir
 from app.config import Settings, get_settings
-from app.db.models import Job, JobState, PullRequest, Repository, utcnow
+from app.db.models import Job, JobKind, JobState, PullRequest, Repository, utcnow
 from app.db.session import session_scope
 from app.github.factory import github_port
 from app.github.port import GitHubPort
@@ -71,6 +71,7 @@ class JobRun:
         self._stage_started = time.monotonic()
         self._saved_at = 0.0
         self._posted_at = 0.0
+        self._poster = CheckPoster(self)
 
     def check_cancelled(self) -> None:
         if self.cancel_requested.is_set():
@@ -97,17 +98,53 @@ class JobRun:
             self._saved_at = now
             self.job.progress = progress
             save_progress(self.job, progress)
-        if not self.posts_own_check and (
-            changed or now - self._posted_at >= self.settings.job_progress_interval_seconds
-        ):
+        if changed or now - self._posted_at >= self.settings.job_progress_interval_seconds:
             self._posted_at = now
-            self._sync_check()
+            self._poster.post()
 
     def _sync_check(self) -> None:
         try:
             sync_check(self.github, self.target.repo, self.job, self.settings)
         except Exception as exc:  # progress is best effort; the outcome is posted at the end
             log.warning("could not update the check run: %s", type(exc).__name__)
+
+
+class CheckPoster:
+    """Posts a job's progress to its check run from a thread of its own, so a slow GitHub
+    never holds up the stage; only the latest progress is sent. The final outcome is posted
+    by the harness after the poster has stopped."""
+
+    def __init__(self, run: JobRun) -> None:
+        self.run = run
+        self._wanted = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def post(self) -> None:
+        if self.run.posts_own_check:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._loop, name=f"job-{self.run.job.id}-check", daemon=True
+            )
+            self._thread.start()
+        self._wanted.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._stopping:
+                return
+            self.run._sync_check()
+
+    def stop(self) -> None:
+        """Wait for an update in flight (it may be creating the check run), then stop."""
+        if self._thread is None:
+            return
+        self._stopping = True
+        self._wanted.set()
+        self._thread.join()
 
 
 Stage = Callable[[JobRun], JobState | None]
@@ -117,14 +154,14 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_job(job_id: int, stage: Stage | None) -> None:
+def run_job(job_id: int, stage_for: Callable[[JobKind], Stage | None]) -> None:
     """Run the job's stage once, if this is the run that claims it."""
-    job = claim_job(job_id, worker_name())
-    if job is None:
+    settings = get_settings()
+    claimed = _claim(job_id, settings)
+    if claimed is None:
         log.info("job %s is not queued any more; skipping", job_id)
         return
-    settings = get_settings()
-    target = _load_target(job)
+    job, target = claimed
     github = github_port(settings, target.installation_id)
     run = JobRun(job, target, settings, github)
     state, error = JobState.failed, None
@@ -136,10 +173,11 @@ def run_job(job_id: int, stage: Stage | None) -> None:
             "job %s (%s) started on %s, attempt %s", job.id, job.kind, job.worker, job.attempts
         )
         try:
+            stage = stage_for(job.kind)
             if stage is None:
                 raise StageUnavailable()
-            if job.kind.value != "triage":
-                run.progress("starting")
+            if job.kind is not JobKind.triage:  # triage posts its own check run
+                run._poster.post()  # "in progress" while the stage starts
             state = stage(run) or JobState.succeeded
         except JobCancelled:
             state, error = _cancel_outcome(job.id)
@@ -163,7 +201,9 @@ def run_job(job_id: int, stage: Stage | None) -> None:
                 JobState.failed,
                 messages.JOB_ARTIFACTS_UNSTORED.format(error=type(exc).__name__),
             )
-    if not finish_job(job, state, error):
+    finished = finish_job(job, state, error)
+    run._poster.stop()
+    if not finished:
         log.warning("job %s was ended elsewhere while it ran; its outcome is not recorded", job.id)
         return
     job.state, job.error = state, error
@@ -174,23 +214,23 @@ def run_job(job_id: int, stage: Stage | None) -> None:
     after_job(job.id)
 
 
-def _cancel_outcome(job_id: int) -> tuple[JobState, str | None]:
+def _claim(job_id: int, settings: Settings) -> tuple[Job, JobTarget] | None:
+    """Claim the job and read its pull request in one transaction."""
     with session_scope() as session:
-        row = session.execute(
-            select(Job.cancel_state, Job.error).where(Job.id == job_id)
-        ).one_or_none()
-    if row is None:
-        return JobState.cancelled, None
-    return row.cancel_state or JobState.cancelled, row.error
-
-
-def _load_target(job: Job) -> JobTarget:
-    with session_scope() as session:
-        pull = session.get(PullRequest, job.pull_request_id)
-        repository = session.get(Repository, job.repository_id)
+        job = claim_job(job_id, worker_name(), log_path=log_path(settings, job_id), session=session)
+        if job is None:
+            return None
+        pull = session.get(PullRequest, job.pull_request_id) if job.pull_request_id else None
+        repository = session.get(Repository, job.repository_id) if job.repository_id else None
         if pull is None or repository is None or job.head_sha is None:
-            raise LookupError(f"job {job.id} has no pull request or head SHA")
-        return JobTarget(
+            log.error("job %s has no pull request or head commit; failing it", job.id)
+            job.state, job.error, job.finished_at = (
+                JobState.failed,
+                messages.JOB_NO_TARGET,
+                utcnow(),
+            )
+            return None
+        return job, JobTarget(
             job.id,
             repository.full_name,
             repository.id,
@@ -199,6 +239,16 @@ def _load_target(job: Job) -> JobTarget:
             job.head_sha,
             pull.id,
         )
+
+
+def _cancel_outcome(job_id: int) -> tuple[JobState, str | None]:
+    with session_scope() as session:
+        row = session.execute(
+            select(Job.cancel_state, Job.error).where(Job.id == job_id)
+        ).one_or_none()
+    if row is None:
+        return JobState.cancelled, None
+    return row.cancel_state or JobState.cancelled, row.error
 
 
 def log_path(settings: Settings, job_id: int) -> Path:
@@ -226,11 +276,6 @@ def job_log(job: Job, settings: Settings) -> Iterator[Path]:
     root = logging.getLogger()
     root.addHandler(handler)
     token = _current_job.set(job.id)
-    with session_scope() as session:
-        row = session.get(Job, job.id)
-        if row is not None:
-            row.log_path = str(path)
-            row.artifacts_path = str(path.parent)
     try:
         yield path
     finally:
