@@ -155,3 +155,44 @@ OK_TO_TEST_RECORDED = (
 )
 CANCELLED_NOTHING = "@{user}: there was nothing to cancel."
 CANCELLED_SOME = "@{user} cancelled {count} job(s)."
+
+# The sdg job (synthetic data generation).
+SDG_NO_TEACHER = (
+    "No teacher model is configured for data generation: an operator needs to set "
+    "LABBOT_SDG_TEACHER_URLS on the sdg workers. Then comment `/lab generate` to retry."
+)
+SDG_NOTHING_TO_GENERATE = (
+    "This pull request changes no qna.yaml file, so there is nothing to generate data from."
+)
+SDG_TRIAGE_ERRORS = (
+    "Triage found {errors} error(s) at this commit: data is generated only from files that pass "
+    "triage. Fix them, push, and comment `/lab generate`."
+)
+SDG_TEACHER_UNAVAILABLE = (
+    "The teacher model did not answer ({error}). The answers received so far are kept: comment "
+    "`/lab generate` to resume once it is back."
+)
+SDG_DOCUMENT = "The knowledge document of `{path}` could not be used: {error}"
+SDG_EMPTY = (
+    "Data generation kept no samples for {leaves} The counts per step are in the labbot "
+    "comment on the pull request; comment `/lab generate` to run it again."
+)
+SDG_CAUSE_CONTEXT = (
+    "The prompts did not fit the teacher's context: use a teacher with a longer context or "
+    "shorter seed examples."
+)
+SDG_CAUSE_UNREADABLE = (
+    "None of the teacher's answers could be read as questions: the teacher model is probably "
+    "too weak for this task."
+)
+SDG_CAUSE_FILTERED = (
+    "The judges rejected everything generated: the seed examples may be unclear or "
+    "inconsistent, or the teacher model too weak."
+)
+SDG_COMMENT_HEADER = "### labbot data generation for {sha}"
+SDG_COMMENT_OK = "Synthetic data was generated from the seed examples. Counts per step:"
+SDG_COMMENT_FAILED = "Some leaves kept no samples; the counts per step show where they were lost:"
+SDG_COMMENT_FILES = (
+    "{knowledge} knowledge samples (phase 1), {skills} skills samples (phase 2), {mcq} "
+    "multiple-choice questions. [Preview and files]({url})"
+)

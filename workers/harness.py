@@ -41,6 +41,11 @@ class JobCancelled(Exception):  # noqa: N818 - an outcome the stage is asked to 
     """Raised inside a stage at its next step once the job was asked to stop."""
 
 
+class JobFailed(Exception):  # noqa: N818 - an outcome, not a crash
+    """A stage ends the job as failed with this message for the PR (what happened and what to
+    do about it); unlike a crash, the message is shown as it is."""
+
+
 class StageUnavailable(Exception):  # noqa: N818
     """This worker has no implementation for the job's kind."""
 
@@ -182,6 +187,9 @@ def run_job(job_id: int, stage_for: Callable[[JobKind], Stage | None]) -> None:
         except JobCancelled:
             state, error = _cancel_outcome(job.id)
             log.info("job %s stopped: %s", job.id, error)
+        except JobFailed as failed:
+            error = str(failed)
+            log.error("job %s failed: %s", job.id, error)
         except StageUnavailable:
             error = messages.JOB_STAGE_UNAVAILABLE.format(kind=job.kind.value)
             log.error("%s", error)

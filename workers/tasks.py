@@ -88,6 +88,10 @@ def stage_for(kind: JobKind) -> Stage | None:
         from bots.triage.runner import triage_stage
 
         return triage_stage
+    if kind is JobKind.sdg:
+        from workers.sdg.stage import sdg_stage
+
+        return sdg_stage
     return None
 
 

@@ -3,8 +3,10 @@ deliveries; later issues add PRs, jobs and builds."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -21,6 +23,7 @@ from bots.job_checks import progress_line
 from bots.triage.config import LabelNames
 
 LOG_TAIL_BYTES = 64 * 1024
+PREVIEW_ARTIFACT = "dataset/preview.json"  # written by workers/sdg/stage.py
 log = logging.getLogger(__name__)
 
 router = APIRouter()
@@ -65,22 +68,45 @@ def job_page(request: Request, job_id: int) -> HTMLResponse:
         job = session.get(Job, job_id)
         if job is None:
             raise HTTPException(status_code=404, detail=messages.JOB_NOT_FOUND)
-    context = {"job": job, "progress": progress_line(job.progress), "log": _log_tail(job)}
+    context = {
+        "job": job,
+        "progress": progress_line(job.progress),
+        "log": _log_tail(job),
+        "preview": _preview(job),
+    }
     return templates.TemplateResponse(request, "job.html", context)
 
 
 def _log_tail(job: Job) -> str:
-    """The end of the job's log: from this machine when the job ran here, else from the
-    artifact store it was uploaded to."""
-    local = Path(job.log_path) if job.log_path else None
+    data = _artifact(job, JOB_LOG, LOG_TAIL_BYTES)
+    if data is None and job.log_path:
+        return messages.JOB_LOG_UNAVAILABLE
+    return data.decode("utf-8", errors="replace") if data else ""
+
+
+def _preview(job: Job) -> dict[str, list[dict[str, Any]]]:
+    """A few generated samples per leaf (written by the sdg job beside its dataset)."""
+    data = _artifact(job, PREVIEW_ARTIFACT)
+    if not data:
+        return {}
+    try:
+        loaded = json.loads(data)
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _artifact(job: Job, name: str, tail_bytes: int | None = None) -> bytes | None:
+    """One of the job's artifacts: from this machine when the job ran here, else from the
+    artifact store it was uploaded to (None when neither has it or the store is down)."""
+    local = Path(job.artifacts_path) / name if job.artifacts_path else None
     if local is not None and local.is_file():
         with local.open("rb") as handle:
-            handle.seek(max(local.stat().st_size - LOG_TAIL_BYTES, 0))
-            data: bytes | None = handle.read()
-    else:
-        try:
-            data = artifact_store(get_settings()).read(job.id, JOB_LOG, LOG_TAIL_BYTES)
-        except Exception as exc:
-            log.warning("job %s: log not read from the artifact store: %s", job.id, exc)
-            return messages.JOB_LOG_UNAVAILABLE
-    return data.decode("utf-8", errors="replace") if data else ""
+            if tail_bytes is not None:
+                handle.seek(max(local.stat().st_size - tail_bytes, 0))
+            return handle.read()
+    try:
+        return artifact_store(get_settings()).read(job.id, name, tail_bytes)
+    except Exception as exc:
+        log.warning("job %s: %s not read from the artifact store: %s", job.id, name, exc)
+        return None

@@ -59,7 +59,7 @@ def _triage(settings: Settings, github: GitHubPort, target: JobTarget, run: JobR
     config_bytes = github.get_file_content(target.repo, REPO_CONFIG_PATH, fresh.base_sha)
     config, config_findings = load_repo_config(config_bytes)
     report = triage_files(
-        _input_files(github, target, config, run),
+        read_pull_request_files(github, target, config, run),
         config,
         lookup=lambda path: github.get_file_content(target.repo, path, target.head_sha),
     )
@@ -111,7 +111,7 @@ def _own_check_run(github: GitHubPort, target: JobTarget, run: JobRun) -> int:
     return check_run_id
 
 
-def _input_files(
+def read_pull_request_files(
     github: GitHubPort, target: JobTarget, config: RepoConfig, run: JobRun
 ) -> list[InputFile]:
     changed = github.list_changed_files(target.repo, target.number)

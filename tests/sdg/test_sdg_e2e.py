@@ -1,0 +1,185 @@
+"""The sdg job end to end: a triager labels a pull request `precheck-generate-ready` in the
+simulator; labbot's worker checks the files again, fetches the knowledge document from a real
+local git repository, asks a real vLLM server (a tiny random teacher) through the skills and
+knowledge pipelines, stores the dataset, shows a preview on the job's page and comments the
+counts per step on the PR. A random teacher writes gibberish: the job must then fail with the
+counts and a likely cause, never crash; with kept samples, the files must be valid."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from github import Auth, Github
+
+from app.config import get_settings
+from app.db.models import JobKind, JobState
+from app.db.session import session_scope
+from app.jobs import queue_is_served
+from app.simulator.admin_client import SimulatorAdmin
+from tests.conftest import READER_TOKEN, SHARED, Labbot, Process, wait_until
+from tests.sdg.vllm import VllmServer
+from tests.test_job_pipeline_e2e import handled, jobs
+from tests.test_triage_e2e import REPO, VALID_ATTRIBUTION, completed_run
+
+pytestmark = pytest.mark.e2e
+
+TRIAGER = "tina-triager"
+AUTHOR = "kim-contributor"
+PRS = SHARED / "data" / "taxonomy" / "prs"
+SKILL = PRS / "1130" / "compositional_skills" / "general" / "synonyms"
+KNOWLEDGE = PRS / "1184" / "knowledge" / "science" / "animals" / "birds" / "black_capped_chickadee"
+DOCUMENT = """# The black-capped chickadee
+
+The black-capped chickadee is a small songbird of North American forests. It has a black cap
+and bib, white cheeks, and grey wings.
+
+## Food
+
+In winter it eats seeds and berries and hides food in many places to find it later. In summer
+it eats insects and spiders, which it gleans from leaves and bark.
+
+## Song
+
+Its call, chick-a-dee-dee-dee, gives the bird its name. More dee notes mean a bigger threat:
+other birds listen to the call and join to chase a predator away.
+
+## Winter
+
+On cold nights a chickadee lowers its body temperature to save energy, and it grows new brain
+cells each autumn to remember where it stored its food.
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def document_repo(tmp_path: Path) -> tuple[str, str]:
+    repo = tmp_path / "documents" / "chickadee"
+    repo.mkdir(parents=True)
+    git(repo, "init", "--quiet")
+    (repo / "chickadee.md").write_text(DOCUMENT)
+    (repo / "notes.txt").write_text("not markdown")
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "doc")
+    return f"file://{repo}", git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def labbot_env(vllm_server: VllmServer, tiny_model_dir: Path, tmp_path: Path) -> dict[str, str]:
+    return {
+        "LABBOT_SDG_TEACHER_URLS": json.dumps([vllm_server.url]),
+        "LABBOT_SDG_TEACHER_TOKENIZER": str(tiny_model_dir),
+        "LABBOT_SDG_DOCUMENT_SOURCES": json.dumps([f"file://{tmp_path}/documents/"]),
+        "LABBOT_SDG_QUESTIONS_PER_SEED": "2",
+        "LABBOT_SDG_CONTEXTS_PER_SEED": "1",
+        "LABBOT_SDG_QA_PER_CHUNK": "2",
+        "LABBOT_SDG_MCQ_PER_LEAF": "2",
+        "LABBOT_SDG_CHUNK_TOKENS": "96",
+        "LABBOT_SDG_MAX_NEW_TOKENS": "48",
+        "LABBOT_JOB_PROGRESS_INTERVAL_SECONDS": "1",
+    }
+
+
+def pr_files(document: tuple[str, str]) -> dict[str, str]:
+    knowledge = yaml.safe_load((KNOWLEDGE / "qna.yaml").read_text())
+    knowledge["document"] = {"repo": document[0], "commit": document[1], "patterns": ["*.md"]}
+    skill_dir = "compositional_skills/general/synonyms"
+    knowledge_dir = "knowledge/science/animals/birds/black_capped_chickadee"
+    return {
+        f"{skill_dir}/qna.yaml": (SKILL / "qna.yaml").read_text(),
+        f"{skill_dir}/attribution.txt": VALID_ATTRIBUTION,
+        f"{knowledge_dir}/qna.yaml": yaml.safe_dump(knowledge, sort_keys=False, width=80),
+        f"{knowledge_dir}/attribution.txt": VALID_ATTRIBUTION,
+    }
+
+
+def sdg_comment(gh: Github, number: int) -> str:
+    for comment in gh.get_repo(REPO).get_issue(number).get_comments():
+        if "<!-- labbot:sdg -->" in comment.body:
+            return str(comment.body)
+    return ""
+
+
+def test_labelling_a_pr_generates_its_dataset_or_fails_with_the_counts(
+    labbot: Labbot,
+    sim: SimulatorAdmin,
+    document_repo: tuple[str, str],
+    start_process: Callable[..., Process],
+) -> None:
+    labbot.start_api()
+    # A GPU worker: the sdg queue only (the `labbot` fixture's worker serves the CPU queues).
+    start_process(["worker", "--queues", "sdg", "--concurrency", "1"], labbot.env, "sdg-worker")
+    gh = Github(base_url=sim.api_url, auth=Auth.Token(READER_TOKEN))
+    # This deployment's documents live on an internal git server, not on GitHub.
+    config = "triage:\n  rules:\n    document/repo: warning\n"
+    sim.create_repo(REPO, {"README.md": "# taxonomy\n", ".github/labbot.yml": config}, org=True)
+    sim.set_permission(REPO, TRIAGER, "triage")
+    sim.set_permission(REPO, AUTHOR, "write")
+    pull = sim.open_pr(
+        REPO, author=AUTHOR, title="synonyms and chickadees", files=pr_files(document_repo)
+    )
+    triaged = completed_run(gh, pull.head_sha)
+    assert triaged.conclusion == "success", [
+        (a.path, a.start_line, a.title, a.message) for a in triaged.get_annotations()
+    ]
+
+    def sdg_served() -> bool:
+        with session_scope() as session:
+            return queue_is_served(session, get_settings(), "sdg")
+
+    wait_until(sdg_served, 60)
+    labeled = sim.label(REPO, pull.number, user=TRIAGER, add=["precheck-generate-ready"])
+    assert handled(labbot, labeled.delivery)["status"] == "processed"
+    job = wait_until(
+        lambda: [
+            j for j in jobs(JobKind.sdg) if j.state not in (JobState.queued, JobState.running)
+        ],
+        300,
+    )[0]
+
+    assert job.attempts == 1, job.error
+    comment = wait_until(lambda: sdg_comment(gh, pull.number), 30)
+    for leaf in (
+        "compositional_skills/general/synonyms",
+        "knowledge/science/animals/birds/black_capped_chickadee",
+    ):
+        assert f"`{leaf}`" in comment
+    check = gh.get_repo(REPO).get_commit(pull.head_sha).get_check_runs(check_name="labbot/sdg")[0]
+    assert check.status == "completed"
+
+    dataset = Path(job.artifacts_path or "") / "dataset"
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    page = httpx.get(f"{labbot.base_url}/jobs/{job.id}", timeout=10).text
+    if job.state is JobState.succeeded:
+        assert check.conclusion == "success"
+        for name in ("knowledge.jsonl", "skills.jsonl"):
+            records = [json.loads(line) for line in (dataset / name).read_text().splitlines()]
+            assert records, name
+            for record in records:
+                roles = [m["role"] for m in record["messages"]]
+                assert roles[-2:] == ["user", "assistant"]
+                assert record["metadata"]["teacher_model"]
+        assert "Generated samples" in page
+    else:
+        # Gibberish from a random teacher: a failure that says where everything was lost.
+        assert job.state is JobState.failed, job.error
+        assert "kept no samples" in (job.error or ""), job.error
+        assert "kept no samples" in (check.output.summary or "") + (check.output.text or "")
+        assert "| generated | kept |" in comment
+        assert manifest["leaves"]
+        # The tiny teacher's 512-token context cannot hold the knowledge prompts.
+        assert "did not fit the teacher's context" in (job.error or "")
+    assert "Traceback" not in comment
+    assert "Traceback" not in (job.error or "")
+    log_text = Path(job.log_path or "").read_text()
+    assert "chickadee" in log_text  # the document was fetched and chunked
