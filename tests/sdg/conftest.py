@@ -1,0 +1,36 @@
+"""A real vLLM teacher for the SDG tests, started once per session.
+
+Building the vLLM virtualenv (first run on a machine: about 90 s) or starting the server
+(about 27 s) failing is an error, never a skip: the SDG tests mean nothing without them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sdg.vllm import VllmServer, ensure_vllm_venv, make_tiny_model
+
+
+@pytest.fixture(scope="session")
+def vllm_venv() -> Path:
+    return ensure_vllm_venv()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(vllm_venv: Path) -> Path:
+    return make_tiny_model(venv=vllm_venv)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(
+    vllm_venv: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VllmServer]:
+    log_path = tmp_path_factory.mktemp("vllm") / "server.log"
+    server = VllmServer(tiny_model_dir, log_path, venv=vllm_venv)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
