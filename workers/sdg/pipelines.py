@@ -24,7 +24,7 @@ from app.config import Settings
 from workers.sdg.prompts import PromptTemplate, load
 from workers.sdg.records import Leaf, LeafKind, LeafOutput, MultipleChoice, Sample, Seed, StepCount
 from workers.sdg.steps import StepResult, StepStore, WorkItem, item_key
-from workers.sdg.teacher import Sampling, Teacher
+from workers.sdg.teacher import Reply, Sampling, Teacher
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +131,6 @@ class _LeafRun:
         self.steps = STEPS[leaf.kind]
         self.counts = {step: StepCount(step=step) for step in self.steps}
         self.prompt_versions = {name: load(name).version for name in PROMPTS[leaf.kind]}
-        # Enough requests per batch to keep every replica's connections busy.
-        self.batch_size = (
-            settings.sdg_batch_size
-            * settings.sdg_concurrency
-            * max(1, len(settings.sdg_teacher_urls))
-        )
         self.generation = Sampling(
             max_tokens=settings.sdg_max_new_tokens,
             temperature=settings.sdg_temperature,
@@ -169,17 +163,28 @@ class _LeafRun:
             samplings[key] = request_sampling
         pending = file.pending(items)
         done = 0
-        for batch in _batches(pending, self.batch_size, lambda item: samplings[item.key]):
-            replies = self.teacher.chat([item.messages for item in batch], samplings[batch[0].key])
-            file.append(
-                StepResult(
-                    key=item.key, texts=reply.texts, skipped=reply.skipped, details=item.details
+        # One teacher call per sampling keeps every replica full for the whole step; each
+        # request's replies are stored as they arrive, then progress is reported.
+        for group in _same_sampling(pending, lambda item: samplings[item.key]):
+
+            def store(arrived: list[tuple[int, Reply]], group: list[WorkItem] = group) -> None:
+                nonlocal done
+                file.append(
+                    StepResult(
+                        key=group[index].key,
+                        texts=reply.texts,
+                        skipped=reply.skipped,
+                        details=group[index].details,
+                    )
+                    for index, reply in arrived
                 )
-                for item, reply in zip(batch, replies, strict=True)
+                done += len(arrived)
+                position = self.steps.index(step) + done / len(pending)
+                self.report(step, position / len(self.steps))
+
+            self.teacher.chat(
+                [item.messages for item in group], samplings[group[0].key], on_replies=store
             )
-            done += len(batch)
-            position = self.steps.index(step) + done / len(pending)
-            self.report(step, position / len(self.steps))
         stored = file.load()
         results = [stored[item.key] for item in items]
         count = self.counts[step]
@@ -267,19 +272,18 @@ class _LeafRun:
         )
 
 
-def _batches(
-    items: Sequence[WorkItem], size: int, sampling_of: Callable[[WorkItem], Sampling]
+def _same_sampling(
+    items: Sequence[WorkItem], sampling_of: Callable[[WorkItem], Sampling]
 ) -> Iterator[list[WorkItem]]:
-    """Consecutive runs of at most ``size`` items sharing one sampling (one teacher call
-    takes one)."""
-    batch: list[WorkItem] = []
+    """Consecutive runs of items sharing one sampling (one teacher call takes one)."""
+    group: list[WorkItem] = []
     for item in items:
-        if batch and (len(batch) == size or sampling_of(item) != sampling_of(batch[0])):
-            yield batch
-            batch = []
-        batch.append(item)
-    if batch:
-        yield batch
+        if group and sampling_of(item) != sampling_of(group[0]):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
 
 
 def _parsed(prompt: PromptTemplate, texts: Sequence[str]) -> Iterator[dict[str, str]]:

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
 ProgressCallback = Callable[[int, int], None]
+# Replies as they arrive, by prompt index: lets a caller store them while the rest are in flight.
+RepliesCallback = Callable[[list[tuple[int, "Reply"]]], None]
 T = TypeVar("T")
 
 # How vLLM words a prompt that does not fit: "This model's maximum context length is 512 tokens.
@@ -158,8 +160,11 @@ class Teacher:
         prompts: Sequence[str],
         sampling: Sampling,
         on_progress: ProgressCallback | None = None,
+        on_replies: RepliesCallback | None = None,
     ) -> list[Reply]:
-        """One reply per prompt, in order; ``on_progress(done, total)`` after each request."""
+        """One reply per prompt, in order; ``on_progress(done, total)`` after each request and
+        ``on_replies`` with the replies it brought (skipped prompts come first), both called in
+        the caller's thread; an exception from either cancels what is still in flight."""
         raise NotImplementedError
 
     def chat(
@@ -167,9 +172,10 @@ class Teacher:
         conversations: Sequence[Messages],
         sampling: Sampling,
         on_progress: ProgressCallback | None = None,
+        on_replies: RepliesCallback | None = None,
     ) -> list[Reply]:
         prompts = [self.render_chat(messages) for messages in conversations]
-        return self.complete(prompts, sampling, on_progress)
+        return self.complete(prompts, sampling, on_progress, on_replies)
 
     def close(self) -> None:
         """Release connections or the engine; the teacher cannot be used afterwards."""
@@ -228,6 +234,10 @@ def _answered(replies: list[Reply | None]) -> list[Reply]:
     if unanswered:
         raise AssertionError(f"{unanswered} prompts were neither answered nor skipped")
     return [reply for reply in replies if reply is not None]
+
+
+def _replies_at(replies: list[Reply | None], indices: Sequence[int]) -> list[tuple[int, Reply]]:
+    return list(zip(indices, _answered([replies[index] for index in indices]), strict=True))
 
 
 def _redact(url: str) -> str:
@@ -291,7 +301,10 @@ class _Call:
     sampling: Sampling
     total: int
     done: int
-    events: queue.SimpleQueue[tuple[int, int] | None] = field(default_factory=queue.SimpleQueue)
+    # (done, total, indices answered since the last event); None when the call is over.
+    events: queue.SimpleQueue[tuple[int, int, list[int]] | None] = field(
+        default_factory=queue.SimpleQueue
+    )
 
 
 class HttpTeacher(Teacher):
@@ -366,6 +379,7 @@ class HttpTeacher(Teacher):
         prompts: Sequence[str],
         sampling: Sampling,
         on_progress: ProgressCallback | None = None,
+        on_replies: RepliesCallback | None = None,
     ) -> list[Reply]:
         if self._closed:
             raise TeacherError("the teacher client is closed")
@@ -385,8 +399,11 @@ class HttpTeacher(Teacher):
             # Progress is reported from the caller's thread, so a slow or raising callback
             # (a cancelled job) never stalls the event loop; raising cancels the requests.
             while (event := call.events.get()) is not None:
+                done, total, indices = event
+                if on_replies is not None and indices:
+                    on_replies(_replies_at(call.replies, indices))
                 if on_progress is not None:
-                    on_progress(*event)
+                    on_progress(done, total)
             future.result()
         except BaseException:
             future.cancel()
@@ -462,11 +479,13 @@ class HttpTeacher(Teacher):
 
     async def _run(self, call: _Call) -> None:
         try:
-            skipped = sum(1 for reply in call.replies if reply is not None)
-            self.stats.skipped += skipped
+            skipped = [index for index, reply in enumerate(call.replies) if reply is not None]
+            self.stats.skipped += len(skipped)
             if not call.pending:
-                call.events.put((call.total, call.total))
+                call.events.put((call.total, call.total, skipped))
                 return
+            if skipped:
+                call.events.put((call.done, call.total, skipped))
             workers = min(len(call.pending), self.concurrency * len(self._replicas))
             try:
                 async with asyncio.TaskGroup() as group:
@@ -491,7 +510,7 @@ class HttpTeacher(Teacher):
                 else:
                     call.replies[index] = Reply(texts=result, prompt_tokens=prompt_tokens)
             call.done += len(batch.indices)
-            call.events.put((call.done, call.total))
+            call.events.put((call.done, call.total, list(batch.indices)))
 
     async def _send_batch(self, batch: _Batch, sampling: Sampling) -> list[list[str] | str]:
         """Each prompt's n texts, or why the server refused it."""
@@ -761,6 +780,7 @@ class OfflineTeacher(Teacher):
         prompts: Sequence[str],
         sampling: Sampling,
         on_progress: ProgressCallback | None = None,
+        on_replies: RepliesCallback | None = None,
     ) -> list[Reply]:
         from vllm import SamplingParams
 
@@ -769,7 +789,10 @@ class OfflineTeacher(Teacher):
         if not prompts:
             return []
         replies, batches, counts = self._plan(prompts, sampling, self.batch_size)
-        self.stats.skipped += sum(1 for reply in replies if reply is not None)
+        skipped = [index for index, reply in enumerate(replies) if reply is not None]
+        self.stats.skipped += len(skipped)
+        if on_replies is not None and skipped:
+            on_replies(_replies_at(replies, skipped))
         done = len(prompts) - sum(len(batch.indices) for batch in batches)
         for batch in batches:
             params = SamplingParams(
@@ -793,6 +816,8 @@ class OfflineTeacher(Teacher):
                     prompt_tokens=counts[index],
                 )
             done += len(batch.indices)
+            if on_replies is not None:
+                on_replies(_replies_at(replies, batch.indices))
             if on_progress is not None:
                 on_progress(done, len(prompts))
         if not batches and on_progress is not None:
