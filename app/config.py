@@ -207,6 +207,57 @@ class Settings(BaseSettings):
         120.0, gt=0, description="Knowledge documents: limit on the fetch."
     )
 
+    # Training (the `train` job). Defaults follow upstream instructlab-training and the LAB paper.
+    train_base_model: Path | None = Field(
+        None, description="Local directory (Hugging Face format) of the student model to train."
+    )
+    train_max_seq_len: int = Field(
+        4096, ge=16, description="Longer samples are dropped and counted, never truncated."
+    )
+    train_micro_batch_tokens: int = Field(
+        16384, ge=16, description="Token budget of one packed micro-batch per process."
+    )
+    train_knowledge_lr: float = Field(2e-5, gt=0, description="Phase 1 learning rate.")
+    train_knowledge_epochs: int = Field(7, ge=1, description="Phase 1 epochs.")
+    train_knowledge_batch_samples: int = Field(
+        128, ge=1, description="Phase 1 effective batch size in samples."
+    )
+    train_knowledge_whole_samples: bool = Field(
+        False, description="Phase 1 computes the loss on whole samples, not only the answers."
+    )
+    train_skills_lr: float = Field(6e-6, gt=0, description="Phase 2 learning rate.")
+    train_skills_epochs: int = Field(10, ge=1, description="Phase 2 epochs.")
+    train_skills_batch_samples: int = Field(
+        3840, ge=1, description="Phase 2 effective batch size in samples."
+    )
+    train_knowledge_replay_fraction: float = Field(
+        0.3, ge=0, le=1, description="Share of phase 1 samples replayed in phase 2."
+    )
+    train_replay_path: Path | None = Field(
+        None, description="Chat messages JSONL replayed in phase 2 (e.g. the base model's data)."
+    )
+    train_replay_samples: int = Field(10000, ge=0, description="Replay samples added to phase 2.")
+    train_warmup_steps: int = Field(25, ge=0, description="Linear warmup at each phase's start.")
+    train_zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage.")
+    train_cpu_offload: bool = Field(False, description="Offload the optimizer state to CPU.")
+    train_bf16: bool | None = Field(
+        None, description="Train in bf16; default: when the accelerator supports it."
+    )
+    train_grad_clip: float = Field(1.0, gt=0, description="Gradient norm clipping.")
+    train_processes_per_node: int = Field(
+        1, ge=1, description="Training processes per node (one per GPU)."
+    )
+    train_hostfile: Path | None = Field(
+        None, description="DeepSpeed hostfile for multi-node training; none: this node only."
+    )
+    train_checkpoint_interval_steps: int = Field(
+        200, ge=1, description="Optimizer steps between full (resumable) checkpoints."
+    )
+    train_checkpoints_kept: int = Field(
+        2, ge=1, description="Full checkpoints kept; older ones are pruned."
+    )
+    train_seed: int = Field(42, description="Seed for data order and initialisation.")
+
     # GitHub.
     github_api_url: str = "https://api.github.com"
     github_app_id: int | None = None
