@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.sdg.formatted_data import FORMATTED_TEACHER_NAME, make_formatted_teacher
 from tests.sdg.vllm import VllmServer, ensure_vllm_venv, make_tiny_model
 
 
@@ -29,6 +30,29 @@ def vllm_server(
 ) -> Iterator[VllmServer]:
     log_path = tmp_path_factory.mktemp("vllm") / "server.log"
     server = VllmServer(tiny_model_dir, log_path, venv=vllm_venv)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def formatted_teacher_dir(vllm_venv: Path) -> Path:
+    """The tiny model fine-tuned to answer every SDG prompt in its format (about 100 s on
+    first use on a machine, then cached)."""
+    return make_formatted_teacher(vllm_venv)
+
+
+@pytest.fixture(scope="session")
+def formatted_vllm_server(
+    vllm_venv: Path, formatted_teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VllmServer]:
+    """A second vLLM server, on the formatted teacher: the pipelines keep samples with it."""
+    log_path = tmp_path_factory.mktemp("vllm-formatted") / "server.log"
+    server = VllmServer(
+        formatted_teacher_dir, log_path, venv=vllm_venv, served_model_name=FORMATTED_TEACHER_NAME
+    )
     server.start()
     try:
         yield server
