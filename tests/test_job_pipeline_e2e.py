@@ -28,6 +28,7 @@ from app.db.models import (
 )
 from app.db.session import session_scope
 from app.simulator.admin_client import SimulatorAdmin
+from bots import messages
 from tests.conftest import (
     READER_TOKEN,
     Labbot,
@@ -243,9 +244,9 @@ def test_one_job_per_intent_its_check_run_updated_in_place_and_label_removal_can
     assert {r.content for r in comment.get_reactions()} == {"eyes", "rocket"}
     _, second = jobs(JobKind.sdg)
     done = wait_until(lambda: (j := job(second.id)).state in FINAL_JOB_STATES and j, 60)
-    # The SDG stage itself is the next issue's work; until then the job says so plainly.
+    # No teacher is configured here: the job says so plainly, and who can fix it.
     assert done.state is JobState.failed
-    assert done.error == "This labbot version cannot run sdg jobs yet."
+    assert done.error == messages.SDG_NO_TEACHER
     assert done.attempts == 1
     assert job(queued.id).state is JobState.cancelled
     runs = check_runs(gh, pull.head_sha, "labbot/sdg")
@@ -254,10 +255,10 @@ def test_one_job_per_intent_its_check_run_updated_in_place_and_label_removal_can
     assert (runs[1].status, runs[1].conclusion) == ("completed", "failure")
     assert "`/lab generate`" in runs[1].output.summary
     assert done.log_path is not None
-    assert "cannot run sdg jobs yet" in Path(done.log_path).read_text()
+    assert "No teacher model is configured" in Path(done.log_path).read_text()
     page = httpx.get(runs[1].details_url)
     assert page.status_code == 200
-    assert "cannot run sdg jobs yet" in page.text  # the job page shows its log
+    assert "No teacher model is configured" in page.text  # the job page shows its log
     wait_until(lambda: "sdg-unsuccessful" in labels(gh, pull.number), 30)
 
 

@@ -195,7 +195,7 @@ def test_a_job_for_an_old_head_posts_nothing(labbot: Labbot, sim: SimulatorAdmin
     runs_before = gh.get_repo(REPO).get_commit(opened.head_sha).get_check_runs().totalCount
     comment_before = triage_comments(gh, opened.number)[0].body
 
-    run_job(stale, triage_stage)
+    run_job(stale, lambda kind: triage_stage)
 
     with session_scope() as session:
         assert session.get(Job, stale).state is JobState.cancelled  # type: ignore[union-attr]
