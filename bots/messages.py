@@ -196,3 +196,18 @@ SDG_COMMENT_FILES = (
     "{knowledge} knowledge samples (phase 1), {skills} skills samples (phase 2), {mcq} "
     "multiple-choice questions. [Preview and files]({url})"
 )
+
+# The train job.
+TRAIN_NO_BASE_MODEL = (
+    "No student model is configured for training: an operator needs to set "
+    "LABBOT_TRAIN_BASE_MODEL on the train workers. Then comment `/lab train` to retry."
+)
+TRAIN_NO_DATA = (
+    "There is no generated data for commit {sha} to train on: comment `/lab generate` first, "
+    "then `/lab train` once it has succeeded."
+)
+TRAIN_PLAN = "The training data could not be prepared: {error}"
+TRAIN_CRASHED = (
+    "Training stopped with exit code {code}; the job log has the details. Comment `/lab train` "
+    "to run it again (it resumes from its last checkpoint)."
+)

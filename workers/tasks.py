@@ -92,6 +92,10 @@ def stage_for(kind: JobKind) -> Stage | None:
         from workers.sdg.stage import sdg_stage
 
         return sdg_stage
+    if kind is JobKind.train:
+        from workers.train.stage import train_stage
+
+        return train_stage
     return None
 
 

@@ -24,6 +24,8 @@ from bots.triage.config import LabelNames
 
 LOG_TAIL_BYTES = 64 * 1024
 PREVIEW_ARTIFACT = "dataset/preview.json"  # written by workers/sdg/stage.py
+METRICS_ARTIFACT = "train/output/metrics.jsonl"  # written by workers/train/loop.py
+CHART_WIDTH, CHART_HEIGHT = 480, 120
 log = logging.getLogger(__name__)
 
 router = APIRouter()
@@ -73,6 +75,7 @@ def job_page(request: Request, job_id: int) -> HTMLResponse:
         "progress": progress_line(job.progress),
         "log": _log_tail(job),
         "preview": _preview(job),
+        "loss_charts": _loss_charts(job),
     }
     return templates.TemplateResponse(request, "job.html", context)
 
@@ -94,6 +97,41 @@ def _preview(job: Job) -> dict[str, list[dict[str, Any]]]:
     except ValueError:
         return {}
     return loaded if isinstance(loaded, dict) else {}
+
+
+def _loss_charts(job: Job) -> list[dict[str, Any]]:
+    """Training loss per phase as SVG polylines (from the train job's metrics.jsonl)."""
+    data = _artifact(job, METRICS_ARTIFACT)
+    if not data:
+        return []
+    phases: dict[str, list[float]] = {}
+    for line in data.splitlines():
+        try:
+            record = json.loads(line)
+            phases.setdefault(str(record["phase"]), []).append(float(record["loss"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    charts = []
+    for phase, losses in phases.items():
+        top, bottom = max(losses), min(losses)
+        span = (top - bottom) or 1.0
+        step = CHART_WIDTH / max(len(losses) - 1, 1)
+        points = " ".join(
+            f"{i * step:.1f},{CHART_HEIGHT - (loss - bottom) / span * CHART_HEIGHT:.1f}"
+            for i, loss in enumerate(losses)
+        )
+        charts.append(
+            {
+                "phase": phase,
+                "points": points,
+                "first": losses[0],
+                "last": losses[-1],
+                "steps": len(losses),
+                "top": top,
+                "bottom": bottom,
+            }
+        )
+    return charts
 
 
 def _artifact(job: Job, name: str, tail_bytes: int | None = None) -> bytes | None:

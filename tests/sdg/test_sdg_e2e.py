@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -105,6 +106,16 @@ def labbot_env(teacher: Teacher, tmp_path: Path) -> dict[str, str]:
         "LABBOT_SDG_CHUNK_TOKENS": "96",
         "LABBOT_SDG_MAX_NEW_TOKENS": "96",
         "LABBOT_JOB_PROGRESS_INTERVAL_SECONDS": "1",
+        # The build step (formatted teacher only): the tiny model doubles as the student.
+        "LABBOT_TRAIN_BASE_MODEL": str(teacher.model_dir),
+        "LABBOT_TRAIN_MAX_SEQ_LEN": "512",
+        "LABBOT_TRAIN_MICRO_BATCH_TOKENS": "1024",
+        "LABBOT_TRAIN_KNOWLEDGE_EPOCHS": "2",
+        "LABBOT_TRAIN_KNOWLEDGE_BATCH_SAMPLES": "4",
+        "LABBOT_TRAIN_SKILLS_EPOCHS": "2",
+        "LABBOT_TRAIN_SKILLS_BATCH_SAMPLES": "4",
+        "LABBOT_TRAIN_WARMUP_STEPS": "1",
+        "LABBOT_TRAIN_CHECKPOINT_INTERVAL_STEPS": "2",
     }
 
 
@@ -211,3 +222,58 @@ def test_labelling_a_pr_generates_its_dataset_or_fails_with_the_counts(
     assert "Traceback" not in (job.error or "")
     log_text = Path(job.log_path or "").read_text()
     assert "chickadee" in log_text  # the document was fetched and chunked
+
+    if teacher.name == "formatted":
+        train_on_the_generated_data(labbot, sim, gh, pull, start_process)
+
+
+def train_on_the_generated_data(
+    labbot: Labbot,
+    sim: SimulatorAdmin,
+    gh: Github,
+    pull: Any,
+    start_process: Callable[..., Process],
+) -> None:
+    """`community-build-ready` after the data was generated: two phases on a train worker, to
+    a checkpoint transformers loads, with the loss per phase on the job's page."""
+    start_process(["worker", "--queues", "train", "--concurrency", "1"], labbot.env, "train-worker")
+
+    def train_served() -> bool:
+        with session_scope() as session:
+            return queue_is_served(session, get_settings(), "train")
+
+    wait_until(train_served, 60)
+    labeled = sim.label(REPO, pull.number, user=TRIAGER, add=["community-build-ready"])
+    assert handled(labbot, labeled.delivery)["status"] == "processed"
+    job = wait_until(
+        lambda: [
+            j for j in jobs(JobKind.train) if j.state not in (JobState.queued, JobState.running)
+        ],
+        240,
+    )[0]
+    assert job.state is JobState.succeeded, job.error
+    output = Path(job.artifacts_path or "") / "train" / "output"
+    plan = json.loads((Path(job.artifacts_path or "") / "train" / "plan.json").read_text())
+    assert [phase["name"] for phase in plan["phases"]] == ["knowledge", "skills"]
+    steps = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    assert {step["phase"] for step in steps} == {"knowledge", "skills"}
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    final = output / "skills" / "hf"
+    model = AutoModelForCausalLM.from_pretrained(final, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(final, local_files_only=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What does the chickadee eat in winter?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+    )
+    ids = prompt if not hasattr(prompt, "input_ids") else prompt.input_ids
+    generated = model.generate(ids, max_new_tokens=8, do_sample=False)
+    assert generated.shape[1] > ids.shape[1]
+
+    page = httpx.get(f"{labbot.base_url}/jobs/{job.id}", timeout=10).text
+    assert "Training loss, knowledge phase" in page
+    assert "Training loss, skills phase" in page
+    check = gh.get_repo(REPO).get_commit(pull.head_sha).get_check_runs(check_name="labbot/train")[0]
+    assert (check.status, check.conclusion) == ("completed", "success")
