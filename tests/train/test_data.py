@@ -192,6 +192,17 @@ def test_template_that_rewrites_earlier_turns_is_dropped(
     assert result.dropped["template_not_prefix"] == 1
 
 
+def test_answers_that_render_to_nothing_are_dropped(tmp_path: Path, tokenizer_dir: Path) -> None:
+    other = with_template(
+        tokenizer_dir, tmp_path / "tok", "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+    )
+    blank = [{"role": "user", "content": "Say nothing."}, {"role": "assistant", "content": "  "}]
+    result = run(tmp_path, other, [record(TWO_TURN), record(blank)])
+    assert (result.samples, result.dropped["empty_answers"]) == (1, 1)
+    whole = run(tmp_path / "whole", other, [record(blank)], whole_samples=True)
+    assert whole.samples == 1
+
+
 def test_template_errors_are_dropped_and_counted(tmp_path: Path, tokenizer_dir: Path) -> None:
     template = (
         "{% for m in messages %}{% if 'FORBIDDEN' in m['content'] %}"
@@ -340,6 +351,7 @@ def test_invalid_and_over_long_records_are_dropped_and_counted(
         "no_assistant": 2,
         "template_error": 0,
         "template_not_prefix": 0,
+        "empty_answers": 0,
         "too_long": 1,
     }
     examples = load_examples(result.path)
@@ -391,6 +403,7 @@ def test_second_call_hits_the_cache_and_changes_miss(
     tmp_path: Path, tokenizer_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = tmp_path / "cache"
+    tokenizer_dir = shutil.copytree(tokenizer_dir, tmp_path / "model")  # weights go in below
     inputs = write_jsonl(tmp_path / "in.jsonl", many_records(20))
     settings: dict[str, Any] = {"max_seq_len": 4096, "whole_samples": False}
     first = process([inputs], tokenizer_dir, cache, **settings)
@@ -408,10 +421,7 @@ def test_second_call_hits_the_cache_and_changes_miss(
         renamed = process([copy], tokenizer_dir, cache, **settings)
         # Model weights beside the tokenizer are not part of the key.
         (tokenizer_dir / "model.safetensors").write_bytes(b"weights")
-        try:
-            with_weights = process([inputs], tokenizer_dir, cache, **settings)
-        finally:
-            (tokenizer_dir / "model.safetensors").unlink()
+        with_weights = process([inputs], tokenizer_dir, cache, **settings)
     assert again == data.ProcessedData(**{**vars(first), "cache_hit": True})
     assert (renamed.cache_hit, renamed.path) == (True, first.path)
     assert (with_weights.cache_hit, with_weights.path) == (True, first.path)
@@ -641,3 +651,8 @@ def test_collate_reads_processed_examples(tmp_path: Path, tokenizer_dir: Path) -
     assert batch["input_ids"][0].tolist() == first[0].tolist() + second[0].tolist()
     # Both samples start with the (masked) BOS, so the loss tokens are the processed ones.
     assert batch["num_loss_tokens"] == result.loss_tokens
+    counts = examples.loss_token_counts()
+    assert counts.tolist() == [int(np.count_nonzero(examples[i][1][1:] != -100)) for i in (0, 1)]
+    whole = run(tmp_path / "whole", tokenizer_dir, [record(TWO_TURN)], whole_samples=True)
+    assert load_examples(whole.path).loss_token_counts().tolist() == [whole.tokens - 1]
+    assert collate(load_examples(whole.path), [0])["num_loss_tokens"] == whole.tokens - 1

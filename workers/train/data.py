@@ -88,6 +88,7 @@ DROP_REASONS = (
     "no_assistant",  # nothing to learn
     "template_error",  # the chat template refused the conversation
     "template_not_prefix",  # the template renders earlier turns differently later on
+    "empty_answers",  # the assistant turns render to nothing (and whole_samples is off)
     "too_long",  # more than max_seq_len tokens
 )
 # Records rendered and tokenized together: big enough for the tokenizer's batch parallelism,
@@ -132,6 +133,18 @@ class Examples:
         index %= count
         start, end = int(self._offsets[index]), int(self._offsets[index + 1])
         return self._ids[start:end], self._labels[start:end]
+
+    def loss_token_counts(self) -> NDArray[np.int64]:
+        """Per sample, the labels that count once the model shifts them by one (a sample's first
+        label is never predicted): what a packed batch of it adds to ``num_loss_tokens``."""
+        learned = np.asarray(self._labels) != IGNORE_INDEX
+        present = self.lengths > 0
+        firsts = self._offsets[:-1][present]
+        learned[firsts] = False
+        counts = np.zeros(len(self.lengths), np.int64)
+        if len(firsts):
+            counts[present] = np.add.reduceat(learned, firsts, dtype=np.int64)
+        return counts
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path}
@@ -204,6 +217,7 @@ def process(
 def cache_key(
     inputs: Sequence[Path], tokenizer_dir: Path, *, max_seq_len: int, whole_samples: bool
 ) -> str:
+    """The name of the processed data's directory: everything its bytes depend on, hashed."""
     import tokenizers
     import transformers
 
@@ -423,6 +437,9 @@ def _render_chunk(
             continue
         if spans is None:
             dropped["template_not_prefix"] += 1
+            continue
+        if not whole and not spans:
+            dropped["empty_answers"] += 1
             continue
         chunk.kept.append(messages)
         chunk.texts.append(text)
