@@ -35,6 +35,7 @@ _current_job: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 )
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PROGRESS_SAVE_INTERVAL = 1.0  # seconds between progress writes to the database
+CHECK_POST_DELAY = 0.5  # seconds a progress update waits before it is posted to GitHub
 
 
 class JobCancelled(Exception):  # noqa: N818 - an outcome the stage is asked to reach
@@ -116,13 +117,14 @@ class JobRun:
 
 class CheckPoster:
     """Posts a job's progress to its check run from a thread of its own, so a slow GitHub
-    never holds up the stage; only the latest progress is sent. The final outcome is posted
-    by the harness after the poster has stopped."""
+    never holds up the stage; only the latest progress is sent, and not before it is
+    ``CHECK_POST_DELAY`` old, so a job that ends sooner is posted once, with its outcome (by
+    the harness, after the poster has stopped)."""
 
     def __init__(self, run: JobRun) -> None:
         self.run = run
         self._wanted = threading.Event()
-        self._stopping = False
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def post(self) -> None:
@@ -138,16 +140,16 @@ class CheckPoster:
     def _loop(self) -> None:
         while True:
             self._wanted.wait()
-            self._wanted.clear()
-            if self._stopping:
+            if self._stopping.wait(CHECK_POST_DELAY):
                 return
+            self._wanted.clear()
             self.run._sync_check()
 
     def stop(self) -> None:
         """Wait for an update in flight (it may be creating the check run), then stop."""
         if self._thread is None:
             return
-        self._stopping = True
+        self._stopping.set()
         self._wanted.set()
         self._thread.join()
 
