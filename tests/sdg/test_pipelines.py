@@ -520,7 +520,10 @@ def test_a_cancelled_run_resumes_from_the_batches_it_stored(
     with open_teacher(settings) as teacher:
         with pytest.raises(JobCancelled):
             generate_leaf(leaf, teacher, settings, store, Reports(raise_on_call=2))
-        assert teacher.stats.prompts == 2
+        # The next request may already have been answered when the report raised; it is not
+        # stored (the cancel came first), so the rerun asks for it again.
+        asked = teacher.stats.prompts
+        assert asked >= 2
         questions = store.step(leaf.path, "questions")
         assert len(questions.load()) == 2  # both batches before the cancel are kept
 
@@ -530,7 +533,7 @@ def test_a_cancelled_run_resumes_from_the_batches_it_stored(
         after = stored_lines(tmp_path / "steps")
     assert_consistent(output, leaf, teacher, reports)
     assert len(questions.load()) == len(leaf.seeds)
-    assert teacher.stats.prompts - 2 == new_lines(before, after)
+    assert teacher.stats.prompts - asked == new_lines(before, after)
     assert output.counts[0].generated == len(leaf.seeds) * settings.sdg_questions_per_seed
 
 
