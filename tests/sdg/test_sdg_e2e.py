@@ -132,6 +132,16 @@ def pr_files(document: tuple[str, str], knowledge_file: Path) -> dict[str, str]:
     }
 
 
+def wait_for_worker(queue: str) -> None:
+    """Until a live worker has reported that it serves ``queue`` (else the job fails fast)."""
+
+    def served() -> bool:
+        with session_scope() as session:
+            return queue_is_served(session, get_settings(), queue)
+
+    wait_until(served, 60)
+
+
 def sdg_comment(gh: Github, number: int) -> str:
     for comment in gh.get_repo(REPO).get_issue(number).get_comments():
         if "<!-- labbot:sdg -->" in comment.body:
@@ -169,11 +179,7 @@ def test_labelling_a_pr_generates_its_dataset_or_fails_with_the_counts(
         (a.path, a.start_line, a.title, a.message) for a in triaged.get_annotations()
     ]
 
-    def sdg_served() -> bool:
-        with session_scope() as session:
-            return queue_is_served(session, get_settings(), "sdg")
-
-    wait_until(sdg_served, 60)
+    wait_for_worker("sdg")
     labeled = sim.label(REPO, pull.number, user=TRIAGER, add=["precheck-generate-ready"])
     assert handled(labbot, labeled.delivery)["status"] == "processed"
     job = wait_until(
@@ -238,11 +244,7 @@ def train_on_the_generated_data(
     a checkpoint transformers loads, with the loss per phase on the job's page."""
     start_process(["worker", "--queues", "train", "--concurrency", "1"], labbot.env, "train-worker")
 
-    def train_served() -> bool:
-        with session_scope() as session:
-            return queue_is_served(session, get_settings(), "train")
-
-    wait_until(train_served, 60)
+    wait_for_worker("train")
     labeled = sim.label(REPO, pull.number, user=TRIAGER, add=["community-build-ready"])
     assert handled(labbot, labeled.delivery)["status"] == "processed"
     job = wait_until(
