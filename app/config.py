@@ -258,6 +258,57 @@ class Settings(BaseSettings):
     )
     train_seed: int = Field(42, description="Seed for data order and initialisation.")
 
+    # Evaluation (the `bench` and `precheck` jobs). Requests go through the SDG client, with its
+    # batch size, concurrency, timeouts and retries (the sdg_* settings above).
+    eval_base_urls: list[str] = Field(
+        [],
+        description="vLLM servers already serving the base model (its tokenizer is read from "
+        "train_base_model); empty: the eval worker serves train_base_model itself.",
+    )
+    eval_judge_urls: list[str] = Field(
+        [], description="vLLM servers of the judge model; empty: the SDG teacher judges."
+    )
+    eval_judge_model: str = Field("", description="Judge's served model name; default: listed.")
+    eval_judge_tokenizer: Path | None = Field(
+        None, description="Directory with the judge's tokenizer; default: its model path."
+    )
+    eval_vllm_command: list[str] = Field(
+        ["python3", "-m", "vllm.entrypoints.openai.api_server"],
+        description="How the eval worker starts a vLLM server for a checkpoint; --model, "
+        "--port and the eval_vllm_args are appended.",
+    )
+    eval_vllm_args: list[str] = Field(
+        [], description='Extra arguments for those servers, e.g. ["--max-model-len", "8192"].'
+    )
+    eval_server_start_timeout_seconds: float = Field(
+        900.0, gt=0, description="How long a model server may take to load."
+    )
+    eval_max_new_tokens: int = Field(512, ge=1, description="Longest answer a model gives.")
+    eval_judge_max_new_tokens: int = Field(256, ge=1, description="Longest judgment.")
+    eval_general_questions: Path | None = Field(
+        None,
+        description="The regression guard's questions (YAML); default: the set in "
+        "workers/eval/general.yaml.",
+    )
+    eval_change_threshold: float = Field(
+        0.5,
+        gt=0,
+        description="A file's mean rating must move by this much (1-10 scale) to count as an "
+        "improvement or a regression.",
+    )
+    eval_guard_max_drop: float = Field(
+        0.5, ge=0, description="The regression guard's mean rating may drop this much."
+    )
+    eval_mmlu_max_drop: float = Field(
+        0.05, ge=0, description="A leaf's PR-MMLU accuracy may drop this much (0-1)."
+    )
+    eval_max_error_rate: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Above this share of unreadable judgments the check is neutral, not passed.",
+    )
+
     # GitHub.
     github_api_url: str = "https://api.github.com"
     github_app_id: int | None = None

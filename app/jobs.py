@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -208,14 +209,21 @@ def job_lease(job: Job, interval: float, on_cancel: Callable[[], None]) -> Itera
         beater.join()
 
 
-def finish_job(job: Job, state: JobState, error: str | None = None) -> bool:
+def finish_job(
+    job: Job, state: JobState, error: str | None = None, result: dict[str, Any] | None = None
+) -> bool:
     """Record the outcome of the run holding ``job.attempts``. False when the job was handed
     out again or stopped meanwhile (this run lost its lease): then nothing is written."""
     with get_engine().begin() as conn:
         finished = conn.execute(
             update(Job)
             .where(Job.id == job.id, Job.attempts == job.attempts, Job.state == JobState.running)
-            .values(state=state, error=error[:2000] if error else None, finished_at=utcnow())
+            .values(
+                state=state,
+                error=error[:2000] if error else None,
+                result=result,
+                finished_at=utcnow(),
+            )
         ).rowcount
     return finished == 1
 

@@ -30,6 +30,8 @@ CONCLUSIONS = {
     JobState.cancelled: "cancelled",
     JobState.superseded: "cancelled",  # only GitHub may set "stale"
 }
+# What a stage may conclude for a job that ran to its end (``JobRun.result["conclusion"]``).
+REPORTED_CONCLUSIONS = frozenset({"success", "neutral", "failure"})
 Status = Literal["queued", "in_progress", "completed"]
 
 
@@ -61,7 +63,12 @@ def render(job: Job, settings: Settings) -> CheckView:
     conclusion = CONCLUSIONS[job.state]
     if job.error and job.error.startswith("The job ran past its time limit"):
         conclusion = "timed_out"
-    parts = [job.error or ""]
+    result = job.result or {}
+    if job.state is JobState.succeeded and result.get("conclusion") in REPORTED_CONCLUSIONS:
+        # The job ran to its end; what it found decides the check (evaluation thresholds).
+        conclusion = str(result["conclusion"])
+        title = str(result.get("title") or title)
+    parts = [job.error or "", str(result.get("summary") or "")]
     if job.state is JobState.failed:
         parts.append(messages.JOB_CHECK_RETRY.format(command=RETRY_COMMANDS[job.kind]))
     parts.append(link)

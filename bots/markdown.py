@@ -21,3 +21,21 @@ def code(text: str) -> str:
     """Inline code that cannot be broken out of (backticks inside are replaced)."""
     cleaned = " ".join(text.split()).replace("`", "'")
     return f"`{cleaned}`"
+
+
+_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+
+
+def escape_block(text: str, limit: int) -> tuple[str, bool]:
+    """Text of any length and content for the inside of a ``<pre>`` block: cut to ``limit``
+    characters (True when cut), HTML-escaped so it cannot close the block or open a tag, and
+    mentions defused. Line breaks are kept."""
+    cut = len(text) > limit
+    if cut:
+        text = text[:limit].rstrip() + " …"
+    return _MENTION.sub("@\u200d", text.translate(_HTML)), cut
+
+
+def table_code(text: str) -> str:
+    """Inline code inside a Markdown table cell: a ``|`` would end the cell even in code."""
+    return code(text).replace("|", "\\|")

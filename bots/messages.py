@@ -211,3 +211,76 @@ TRAIN_CRASHED = (
     "Training stopped with exit code {code}; the job log has the details. Comment `/lab train` "
     "to run it again (it resumes from its last checkpoint)."
 )
+
+# Evaluation: the `bench` and `precheck` jobs (workers/eval).
+EVAL_NO_BASE_MODEL = (
+    "No base model is configured for evaluation: an operator needs to set "
+    "LABBOT_TRAIN_BASE_MODEL on the eval workers. Then comment `/lab {command}` to retry."
+)
+EVAL_NO_JUDGE = (
+    "No judge model is configured: an operator needs to set LABBOT_EVAL_JUDGE_URLS (or "
+    "LABBOT_SDG_TEACHER_URLS) on the eval workers. Then comment `/lab bench` to retry."
+)
+EVAL_TRIAGE_ERRORS = (
+    "Triage found {errors} error(s) at this commit: only files that pass triage are evaluated. "
+    "Fix them, push, and comment `/lab {command}`."
+)
+EVAL_NO_QUESTIONS = (
+    "This pull request changes no qna.yaml file with seed examples to ask the models about."
+)
+EVAL_NO_TRAINED_MODEL = (
+    "There is no trained model for commit {sha} to evaluate: comment `/lab train` first, then "
+    "`/lab bench` once it has succeeded."
+)
+EVAL_MODEL_UNAVAILABLE = (
+    "The {role} model could not be served or asked ({error}). Comment `/lab {command}` to retry."
+)
+EVAL_QUESTIONS_UNREADABLE = "The evaluation questions could not be read: {error}"
+BENCH_HEADER = "### labbot PR-bench: what this PR taught the model (commit `{sha}`)"
+BENCH_CONCLUSION = {
+    "success": "**Passed**: {reasons}.",
+    "neutral": "**Inconclusive**: {reasons}.",
+    "failure": "**Failed**: {reasons}.",
+}
+BENCH_CHECK_TITLE = {
+    "success": "The trained model improved, nothing regressed",
+    "neutral": "Inconclusive",
+    "failure": "A regression",
+}
+BENCH_MODELS = (
+    "The base model {base} and the model trained on this PR ({trained}) answered the same "
+    "questions; the judge {judge} rated every answer from 1 to 10 against the contributor's "
+    "answer."
+)
+BENCH_TALLY = (
+    "Files: {improved} improved, {regressed} regressed, {unchanged} without change. "
+    "Judgments: {judgments}, of which {errors} could not be read ({rate})."
+)
+BENCH_MMLU_HEADER = "#### PR-MMLU: multiple-choice questions from the knowledge documents"
+BENCH_GUARD_HEADER = "#### Regression guard: general questions (set version {version})"
+BENCH_GUARD_BY_CATEGORY = "By category"
+BENCH_GUARD_LINE = "Regression guard: {before} → {after} ({delta})."
+BENCH_QUESTIONS_HEADER = "#### Per question"
+BENCH_MORE_QUESTIONS = "{count} more question(s) on the dashboard: {url}"
+BENCH_QUESTION = "Question"
+BENCH_REFERENCE = "Contributor's answer"
+BENCH_ANSWER = {
+    "base": "Base model (rating {rating})",
+    "trained": "Trained model (rating {rating})",
+}
+BENCH_JUDGE = "Judge"
+BENCH_FULL_TEXT = "full text"
+BENCH_ARTIFACTS = "Answers and judgments: {files} · [job]({job}) · [all results]({pull})"
+BENCH_CHECK_LINKS = "Per-question answers and judgments: {pull}"
+PRECHECK_HEADER = "### labbot precheck: what the base model {model} answers today (commit `{sha}`)"
+PRECHECK_INTRO = (
+    "Before any training: the base model's answers to this PR's seed questions, beside the "
+    "contributor's. A PR that teaches what the model already does well is usually declined."
+)
+PRECHECK_MEAN = "Judge's mean rating of the base model's answers: {mean} ({count} rated)."
+PRECHECK_RATING = "rated {rating}"
+PRECHECK_CONTRIBUTOR = "Contributor's answer"
+PRECHECK_MODEL = "Base model's answer"
+PRECHECK_FOOTER = "Full answers and the log: {job}"
+ARTIFACT_NOT_FOUND = "No such result file for this job."
+PULL_NOT_FOUND = "No such pull request."

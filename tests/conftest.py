@@ -30,6 +30,13 @@ from app.config import get_settings
 from app.db.migrate import upgrade
 from app.github.auth import reset_app_contexts
 from app.simulator.admin_client import SimulatorAdmin
+from tests.vllm_fixtures import (  # noqa: F401 - fixtures shared by every test directory
+    formatted_teacher_dir,
+    formatted_vllm_server,
+    tiny_model_dir,
+    vllm_server,
+    vllm_venv,
+)
 from workers.celery_app import celery_app, configure_celery
 
 pytest_plugins = ["tests.fixtures.simulator"]

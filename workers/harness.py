@@ -73,6 +73,9 @@ class JobRun:
         self.artifacts = job_dir(settings, job.id)
         self.cancel_requested = threading.Event()
         self.posts_own_check = False  # a stage that reports in its own check run sets this
+        # What the stage found, stored with the outcome (``Job.result``); a "conclusion" and
+        # "summary" in it are what the job's check run shows when the job succeeds.
+        self.result: dict[str, Any] | None = None
         self._stage = ""
         self._stage_started = time.monotonic()
         self._saved_at = 0.0
@@ -211,12 +214,13 @@ def run_job(job_id: int, stage_for: Callable[[JobKind], Stage | None]) -> None:
                 JobState.failed,
                 messages.JOB_ARTIFACTS_UNSTORED.format(error=type(exc).__name__),
             )
-    finished = finish_job(job, state, error)
+    result = run.result if state is JobState.succeeded else None
+    finished = finish_job(job, state, error, result)
     run._poster.stop()
     if not finished:
         log.warning("job %s was ended elsewhere while it ran; its outcome is not recorded", job.id)
         return
-    job.state, job.error = state, error
+    job.state, job.error, job.result = state, error, result
     if not run.posts_own_check:
         run._sync_check()
     from bots.pipeline import after_job

@@ -96,6 +96,14 @@ def stage_for(kind: JobKind) -> Stage | None:
         from workers.train.stage import train_stage
 
         return train_stage
+    if kind is JobKind.bench:
+        from workers.eval.stage import bench_stage
+
+        return bench_stage
+    if kind is JobKind.precheck:
+        from workers.eval.stage import precheck_stage
+
+        return precheck_stage
     return None
 
 

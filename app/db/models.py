@@ -219,6 +219,9 @@ class Job(Base):
     log_path: Mapped[str | None] = mapped_column(String(1000))
     artifacts_path: Mapped[str | None] = mapped_column(String(1000))
     error: Mapped[str | None] = mapped_column(Text)
+    # What a finished job found, for pages and check runs (evaluation: scores and the check
+    # run's conclusion); details stay in the job's artifacts.
+    result: Mapped[dict[str, Any] | None]
     check_run_id: Mapped[int | None] = mapped_column(BigInteger)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set once the broker took the message; a queued job without it is published again.

@@ -8,6 +8,10 @@ own output format. Generated questions, contexts and answers copy their example 
 change (a word swapped or added), knowledge pairs take the passage's heading and first sentence,
 and every judge gives a passing verdict. Every reply is checked with the prompt's own parser.
 
+The same model is also the evaluation's judge in the tests (workers/eval/prompts/judge.yaml): a
+seed question with its answer as the reference, rated against either that answer with a small
+change (a high rating) or another seed's answer (a low one).
+
 What the two-layer model learns in 1000 steps is the format, reliably; its copying is weak, so
 the text between the markers is mostly made-up words. That is all the pipelines' success path
 needs: parsable replies, passing verdicts, and sampled questions that differ.
@@ -40,13 +44,14 @@ from tests.sdg.vllm import (
     ensure_vllm_venv,
     make_tiny_model,
 )
+from workers.eval.judge import MAX_RATING, MIN_RATING, judge_prompt, parse_judgment
 from workers.sdg.pipelines import PROMPTS
-from workers.sdg.prompts import load
+from workers.sdg.prompts import PromptTemplate, load
 
 PRS = Path(__file__).resolve().parents[3] / "shared" / "data" / "taxonomy" / "prs"
 TRAINING_SCRIPT = Path(__file__).with_name("formatted_teacher.py")
 # Bump when the data or the training change in a way the digest in the name does not see.
-FORMATTED_TEACHER_VERSION = 1
+FORMATTED_TEACHER_VERSION = 2
 FORMATTED_TEACHER_NAME = "formatted-teacher"
 TRAINING_FILE = "training.jsonl"
 SEED = 20240601
@@ -56,8 +61,15 @@ RECORDS_PER_PROMPT = 120
 # those tests see prompts the teacher has never seen.
 HELD_OUT = ("synonyms", "inclusion", "black_capped_chickadee")
 # Records per prompt in units of RECORDS_PER_PROMPT: more of the replies that are hard to learn
-# (copying from the prompt, many markers), fewer of the judges' fixed verdicts.
-PROMPT_WEIGHTS = {"knowledge_qa": 3, "multiple_choice": 2, "freeform_questions": 2, "answer": 2}
+# (copying from the prompt, many markers), fewer of the judges' fixed verdicts; the eval judge's
+# ratings vary with the answer.
+PROMPT_WEIGHTS = {
+    "knowledge_qa": 3,
+    "multiple_choice": 2,
+    "freeform_questions": 2,
+    "answer": 2,
+    "judge": 2,
+}
 
 # Limits in words that keep prompt and reply inside the tiny teacher's 512 tokens (its
 # tokenizer makes about 2.5 tokens of a word) and a reply inside 64 to 96 new tokens.
@@ -93,6 +105,17 @@ PASSING = {
     "relevancy_judge": ("Score", {"2"}),
     "standalone_judge": ("Score", {"1"}),
 }
+# The eval judge's replies: for an answer that agrees with the reference, and for one that does not.
+EVAL_JUDGE_AGREES = (
+    (8, "The answer agrees with the reference in substance."),
+    (9, "The answer matches the reference and is correct."),
+    (7, "The answer mostly agrees with the reference, with a small slip."),
+)
+EVAL_JUDGE_DISAGREES = (
+    (2, "The answer does not match the reference and misses its point."),
+    (3, "The answer contradicts the reference answer."),
+    (1, "The answer is about something else than the question."),
+)
 # Wrong options of the multiple-choice questions, one per letter so that none repeats.
 DISTRACTORS = {"A": "the moon", "B": "nobody", "C": "in 1492", "D": "green paint"}
 QUESTION_OPENINGS = (
@@ -333,7 +356,7 @@ def multiple_choice_reply(passage: str, rng: random.Random) -> str:
 Record = tuple[dict[str, Any], str]  # the prompt's variables, the reply
 
 
-def _freeform_questions(rng: random.Random, skills: list[SkillSource], **_: Any) -> Record:
+def _freeform_questions(rng: random.Random, skills: list[SkillSource], **_unused: Any) -> Record:
     source = rng.choice(skills)
     seed = rng.choice(source.seeds)
     pool = _content_words(source.task_description, *(s.question for s in source.seeds))
@@ -342,7 +365,7 @@ def _freeform_questions(rng: random.Random, skills: list[SkillSource], **_: Any)
     return variables, f"[Question]\n{question}\n[End]"
 
 
-def _grounded_contexts(rng: random.Random, grounded: list[SkillSource], **_: Any) -> Record:
+def _grounded_contexts(rng: random.Random, grounded: list[SkillSource], **_unused: Any) -> Record:
     source = rng.choice(grounded)
     seed = rng.choice(source.seeds)
     pool = _content_words(*(s.context for s in source.seeds))
@@ -351,7 +374,7 @@ def _grounded_contexts(rng: random.Random, grounded: list[SkillSource], **_: Any
     return variables, f"[Context]\n{context}\n[End]"
 
 
-def _grounded_questions(rng: random.Random, grounded: list[SkillSource], **_: Any) -> Record:
+def _grounded_questions(rng: random.Random, grounded: list[SkillSource], **_unused: Any) -> Record:
     source = rng.choice(grounded)
     seed, other = rng.sample(source.seeds, 2)
     pool = _content_words(source.task_description, *(s.question for s in source.seeds))
@@ -376,7 +399,7 @@ def _skill_pair(
 
 
 def _answer(
-    rng: random.Random, skills: list[SkillSource], grounded: list[SkillSource], **_: Any
+    rng: random.Random, skills: list[SkillSource], grounded: list[SkillSource], **_unused: Any
 ) -> Record:
     _, seed, asked, context = _skill_pair(rng, skills, grounded)
     variables = {
@@ -392,7 +415,7 @@ def _answer(
 
 
 def _question_judge(
-    rng: random.Random, skills: list[SkillSource], grounded: list[SkillSource], **_: Any
+    rng: random.Random, skills: list[SkillSource], grounded: list[SkillSource], **_unused: Any
 ) -> Record:
     source, _, asked, context = _skill_pair(rng, skills, grounded)
     variables = {
@@ -404,7 +427,7 @@ def _question_judge(
 
 
 def _pair_judge(
-    rng: random.Random, skills: list[SkillSource], grounded: list[SkillSource], **_: Any
+    rng: random.Random, skills: list[SkillSource], grounded: list[SkillSource], **_unused: Any
 ) -> Record:
     _, _, asked, context = _skill_pair(rng, skills, grounded)
     variables = {
@@ -423,7 +446,7 @@ def _knowledge_passage(
     return source, passage_of(context, rng)
 
 
-def _knowledge_qa(rng: random.Random, knowledge: list[KnowledgeSource], **_: Any) -> Record:
+def _knowledge_qa(rng: random.Random, knowledge: list[KnowledgeSource], **_unused: Any) -> Record:
     source, passage = _knowledge_passage(rng, knowledge)
     example_context, pairs = rng.choice(source.contexts)
     examples = rng.sample(pairs, min(len(pairs), rng.choice((1, 2))))
@@ -439,7 +462,7 @@ def _knowledge_qa(rng: random.Random, knowledge: list[KnowledgeSource], **_: Any
 
 
 def _knowledge_judge(name: str) -> Callable[..., Record]:
-    def record(rng: random.Random, knowledge: list[KnowledgeSource], **_: Any) -> Record:
+    def record(rng: random.Random, knowledge: list[KnowledgeSource], **_unused: Any) -> Record:
         _, passage = _knowledge_passage(rng, knowledge)
         question, answer = knowledge_pair(passage, rng)
         question, answer = noisy(question, rng), noisy(answer, rng)
@@ -453,12 +476,55 @@ def _knowledge_judge(name: str) -> Callable[..., Record]:
     return record
 
 
-def _multiple_choice(rng: random.Random, knowledge: list[KnowledgeSource], **_: Any) -> Record:
+def _multiple_choice(
+    rng: random.Random, knowledge: list[KnowledgeSource], **_unused: Any
+) -> Record:
     source, passage = _knowledge_passage(rng, knowledge)
     domain = source.domain if rng.random() < 0.8 else ""
     return {"domain": domain, "passage": passage}, multiple_choice_reply(passage, rng)
 
 
+def _eval_judge(
+    rng: random.Random,
+    skills: list[SkillSource],
+    grounded: list[SkillSource],
+    knowledge: list[KnowledgeSource],
+    **_unused: Any,
+) -> Record:
+    """A seed question, its answer as the reference, and either that answer with a small change
+    or another seed's answer to rate; grounded seeds bring their context, and some knowledge
+    seeds a passage of theirs."""
+    kind = rng.random()
+    if kind < 0.4:
+        source = rng.choice(skills)
+        seed, other = rng.sample(source.seeds, 2)
+        context = ""
+    elif kind < 0.7:
+        source = rng.choice(grounded)
+        seed, other = rng.sample(source.seeds, 2)
+        context = seed.context
+    else:
+        knowledge_source = rng.choice(knowledge)
+        pairs = [(c, p) for c, ps in knowledge_source.contexts for p in ps]
+        (passage, seed), (_passage, other) = rng.sample(pairs, 2)
+        context = shorten(passage, 25) if rng.random() < 0.5 else ""
+    if rng.random() < 0.5:
+        pool = _content_words(seed.answer, seed.question)
+        answer = noisy(vary(seed.answer, rng, pool), rng)
+        rating, explanation = rng.choice(EVAL_JUDGE_AGREES)
+    else:
+        answer = other.answer
+        rating, explanation = rng.choice(EVAL_JUDGE_DISAGREES)
+    variables = {
+        "question": seed.question,
+        "reference": seed.answer,
+        "answer": answer,
+        "context": context,
+    }
+    return variables, f"[Explanation]\n{explanation}\n[Rating]\n{rating}\n[End]"
+
+
+# The SDG pipelines' prompts (workers/sdg/prompts), then the evaluation's (workers/eval/prompts).
 RECORDS: dict[str, Callable[..., Record]] = {
     "freeform_questions": _freeform_questions,
     "grounded_contexts": _grounded_contexts,
@@ -471,16 +537,27 @@ RECORDS: dict[str, Callable[..., Record]] = {
     "relevancy_judge": _knowledge_judge("relevancy_judge"),
     "standalone_judge": _knowledge_judge("standalone_judge"),
     "multiple_choice": _multiple_choice,
+    "judge": _eval_judge,
 }
+EVAL_PROMPTS: dict[str, Callable[[], PromptTemplate]] = {"judge": judge_prompt}
+
+
+def template(name: str) -> PromptTemplate:
+    """The prompt ``name``: the evaluation's judge, or an SDG prompt."""
+    return EVAL_PROMPTS[name]() if name in EVAL_PROMPTS else load(name)
 
 
 def check_reply(name: str, reply: str) -> dict[str, str]:
     """The reply's fields as the pipeline reads them; raises unless it is kept."""
     # vLLM stops at the stop sequence and leaves it out of the text.
     text = reply.split("[End]")[0]
-    fields = load(name).parse(text)
+    fields = template(name).parse(text)
     assert fields is not None, (name, reply)
     assert reply.rstrip().endswith("[End]"), (name, reply)
+    if name == "judge":
+        judgment = parse_judgment(reply)
+        assert judgment is not None, reply
+        assert MIN_RATING <= judgment.rating <= MAX_RATING, reply
     if name in PASSING:
         field, passing = PASSING[name]
         assert fields[field] in passing, (name, reply)
@@ -495,7 +572,7 @@ def training_records(
 ) -> Iterator[dict[str, Any]]:
     """Chat records ``{"messages": [system, user, assistant], "prompt": name}``, prompts in
     turn, each reply checked with its prompt's parser."""
-    used = {name for names in PROMPTS.values() for name in names}
+    used = {name for names in PROMPTS.values() for name in names} | set(EVAL_PROMPTS)
     assert used == set(RECORDS), sorted(used ^ set(RECORDS))
     rng = random.Random(seed)
     sources = taxonomy_sources()
@@ -511,7 +588,7 @@ def _record(
     budget = CHAR_BUDGET.get(name, DEFAULT_CHAR_BUDGET)
     for _attempt in range(100):
         variables, reply = make(rng, **sources)
-        messages = load(name).messages(**variables)
+        messages = template(name).messages(**variables)
         if len(messages[-1]["content"]) + len(reply) <= budget:
             break
     else:

@@ -1,7 +1,8 @@
 """The pipelines' success path on a real vLLM server: the formatted tiny teacher
 (tests/sdg/formatted_data.py) answers every prompt in its format, so a freeform skill leaf and a
 knowledge leaf it was not trained on keep samples at every step, and the dataset written from
-them is non-empty and valid."""
+them is non-empty and valid. It is also the evaluation's judge: it rates answers to those leaves'
+seed questions in the judge prompt's format."""
 
 from __future__ import annotations
 
@@ -12,14 +13,21 @@ from typing import Any
 import pytest
 
 from app.config import Settings
-from tests.sdg.formatted_data import FORMATTED_TEACHER_NAME
-from tests.sdg.test_pipelines import Reports, assert_consistent, freeform_leaf, knowledge_leaf
+from tests.sdg.formatted_data import FORMATTED_TEACHER_NAME, MAX_SEED_ANSWER_WORDS, shorten
+from tests.sdg.test_pipelines import (
+    Reports,
+    assert_consistent,
+    freeform_leaf,
+    grounded_leaf,
+    knowledge_leaf,
+)
 from tests.sdg.vllm import VllmServer
+from workers.eval.judge import MAX_RATING, MIN_RATING, judge_messages, judge_prompt, parse_judgment
 from workers.sdg import dataset
 from workers.sdg.pipelines import generate_leaf
 from workers.sdg.records import Leaf, LeafOutput
 from workers.sdg.steps import StepStore
-from workers.sdg.teacher import Teacher, open_teacher
+from workers.sdg.teacher import Sampling, Teacher, open_teacher
 
 # The first use on a machine trains the teacher (about 100 s) and starts a second server.
 pytestmark = pytest.mark.timeout(900)
@@ -113,3 +121,34 @@ def test_the_formatted_teacher_keeps_samples_at_every_step(
     for leaf in (skill, knowledge):
         steps = manifest["leaves"][leaf.path]["steps"]
         assert all(step["kept"] > 0 for step in steps), steps
+
+
+def test_the_formatted_teacher_judges_answers_to_leaves_it_was_not_trained_on(
+    formatted_vllm_server: VllmServer, formatted_teacher_dir: Path, tmp_path: Path
+) -> None:
+    """The evaluation's judge prompt, filled in with the held-out leaves' seeds (each answer
+    rated as given and as another seed's answer), gets replies that ``parse_judgment`` reads."""
+    settings = formatted_settings(formatted_vllm_server, formatted_teacher_dir, tmp_path)
+
+    def cut(text: str) -> str:
+        # The training seeds' limit: the grounded leaf's longest seed would not fit 512 tokens.
+        return shorten(text, MAX_SEED_ANSWER_WORDS)
+
+    conversations = []
+    for leaf in (freeform_leaf(seeds=3), grounded_leaf(), knowledge_leaf()):
+        seeds = leaf.seeds
+        for seed, other in zip(seeds, (*seeds[1:], seeds[0]), strict=True):
+            # Grounded and knowledge seeds come with their context, freeform ones without.
+            question, reference, context = cut(seed.question), cut(seed.answer), cut(seed.context)
+            for answer in (reference, cut(other.answer)):
+                conversations.append(judge_messages(question, answer, reference, context))
+    sampling = Sampling(max_tokens=64, temperature=0.0, stop=judge_prompt().stop)
+    with open_teacher(settings) as teacher:
+        replies = teacher.chat(conversations, sampling)
+    assert len(replies) == len(conversations) >= 10
+    for reply in replies:
+        assert reply.skipped is None, reply  # every judge prompt fits the 512-token context
+        judgment = parse_judgment(reply.texts[0])
+        assert judgment is not None, reply.texts
+        assert MIN_RATING <= judgment.rating <= MAX_RATING, judgment
+        assert judgment.reasoning, judgment

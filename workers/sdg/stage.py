@@ -44,7 +44,7 @@ def sdg_stage(run: JobRun) -> JobState:
     if not settings.sdg_teacher_urls:
         raise JobFailed(messages.SDG_NO_TEACHER)
     run.progress("reading the pull request")
-    changed = _changed_leaves(run)
+    changed = changed_leaves(run)
     if not changed:
         raise JobFailed(messages.SDG_NOTHING_TO_GENERATE)
     try:
@@ -85,9 +85,12 @@ def sdg_stage(run: JobRun) -> JobState:
     return JobState.succeeded
 
 
-def _changed_leaves(run: JobRun) -> list[Changed]:
+def changed_leaves(
+    run: JobRun, triage_errors: str = messages.SDG_TRIAGE_ERRORS, **fields: str
+) -> list[Changed]:
     """The qna.yaml files the PR adds or changes, read at the job's head and checked again:
-    generation starts only from files that pass triage."""
+    generation (or evaluation) starts only from files that pass triage; otherwise the job
+    fails with ``triage_errors`` (formatted with the error count and ``fields``)."""
     github, target = run.github, run.target
     pull = github.get_pull_request(target.repo, target.number)
     config, _ = load_repo_config(
@@ -100,7 +103,7 @@ def _changed_leaves(run: JobRun) -> list[Changed]:
         lookup=lambda path: github.get_file_content(target.repo, path, target.head_sha),
     )
     if not report.ok:
-        raise JobFailed(messages.SDG_TRIAGE_ERRORS.format(errors=report.errors))
+        raise JobFailed(triage_errors.format(errors=report.errors, **fields))
     changed = []
     for file in files:
         if file.content is None or not file.path.endswith("qna.yaml"):

@@ -52,6 +52,8 @@ ProgressCallback = Callable[[int, int], None]
 # Replies as they arrive, by prompt index: lets a caller store them while the rest are in flight.
 RepliesCallback = Callable[[list[tuple[int, "Reply"]]], None]
 T = TypeVar("T")
+# A token's character offset in the echoed text and its log-probability (None for the first).
+TokenLogprob = tuple[int, float | None]
 
 # How vLLM words a prompt that does not fit: "This model's maximum context length is 512 tokens.
 # However, your prompt contains at least 513 input tokens ...".
@@ -70,6 +72,9 @@ class Sampling:
     n: int = 1
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    # The prompt's own tokens with their log-probabilities in the reply (``Reply.logprobs``):
+    # how likely a model finds a given text, as MMLU-style scoring needs. HTTP teachers only.
+    echo_logprobs: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,9 @@ class Reply:
     texts: list[str]  # the n completions; empty when the prompt was skipped
     skipped: str | None = None  # why it was not sent (too long for the context)
     prompt_tokens: int = 0
+    # With ``Sampling.echo_logprobs``: per completion, (character offset in prompt + text,
+    # log-probability) of each token, the prompt's first (whose log-probability is None).
+    logprobs: list[list[TokenLogprob]] = field(default_factory=list)
 
 
 class TeacherError(Exception):
@@ -94,6 +102,20 @@ class TeacherStats:
     prompt_tokens: int = 0  # as the server counted them
     completion_tokens: int = 0
     busy_seconds: float = 0.0  # wall time with at least one request in flight
+
+
+# One prompt's n completions and, when asked, their tokens' log-probabilities.
+_Answer = tuple[list[str], list[list[TokenLogprob]]]
+
+
+def _token_logprobs(logprobs: dict[str, Any]) -> list[TokenLogprob]:
+    offsets, values = logprobs["text_offset"], logprobs["token_logprobs"]
+    if len(offsets) != len(values):
+        raise ValueError("text_offset and token_logprobs differ in length")
+    return [
+        (int(offset), None if value is None else float(value))
+        for offset, value in zip(offsets, values, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -508,12 +530,16 @@ class HttpTeacher(Teacher):
                         texts=[], skipped=result, prompt_tokens=prompt_tokens
                     )
                 else:
-                    call.replies[index] = Reply(texts=result, prompt_tokens=prompt_tokens)
+                    texts, logprobs = result
+                    call.replies[index] = Reply(
+                        texts=texts, prompt_tokens=prompt_tokens, logprobs=logprobs
+                    )
             call.done += len(batch.indices)
             call.events.put((call.done, call.total, list(batch.indices)))
 
-    async def _send_batch(self, batch: _Batch, sampling: Sampling) -> list[list[str] | str]:
-        """Each prompt's n texts, or why the server refused it."""
+    async def _send_batch(self, batch: _Batch, sampling: Sampling) -> list[_Answer | str]:
+        """Each prompt's n texts (and their log-probabilities when asked), or why the server
+        refused it."""
         try:
             response = await self._request(batch, sampling)
         except _ContextRefused as refusal:
@@ -530,6 +556,10 @@ class HttpTeacher(Teacher):
         try:
             choices = sorted(response["choices"], key=lambda choice: int(choice["index"]))
             texts = [str(choice["text"]) for choice in choices]
+            logprobs = [
+                _token_logprobs(choice["logprobs"]) if sampling.echo_logprobs else []
+                for choice in choices
+            ]
             usage = response.get("usage") or {}
         except (KeyError, TypeError, ValueError) as error:
             raise TeacherError(f"the teacher's answer is not a completion: {error!r}") from None
@@ -542,7 +572,10 @@ class HttpTeacher(Teacher):
         self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
         n = sampling.n
-        return [texts[i * n : (i + 1) * n] for i in range(len(batch.prompts))]
+        return [
+            (texts[i * n : (i + 1) * n], logprobs[i * n : (i + 1) * n])
+            for i in range(len(batch.prompts))
+        ]
 
     async def _request(self, batch: _Batch, sampling: Sampling) -> dict[str, Any]:
         """The completion for ``batch``, retried on other replicas or after a backoff."""
@@ -585,6 +618,8 @@ class HttpTeacher(Teacher):
                 n=sampling.n,
                 stop=list(sampling.stop) or None,
                 seed=sampling.seed,
+                echo=sampling.echo_logprobs or openai.omit,
+                logprobs=0 if sampling.echo_logprobs else openai.omit,
             )
             body: dict[str, Any] = orjson.loads(await raw.http_response.aread())
             return body
@@ -719,7 +754,7 @@ def _load_tokenizer(path: str | Path, model: str) -> Any:
         ) from None
 
 
-def open_teacher(settings: Settings) -> Teacher:
+def open_teacher(settings: Settings) -> HttpTeacher:
     """The HTTP teacher the settings describe (``LABBOT_SDG_TEACHER_*``)."""
     if not settings.sdg_teacher_urls:
         raise TeacherError(
@@ -727,11 +762,30 @@ def open_teacher(settings: Settings) -> Teacher:
             '(a JSON list such as ["http://teacher:8000/v1"])'
         )
     api_key = settings.sdg_teacher_api_key
-    return HttpTeacher(
+    return open_client(
+        settings,
         settings.sdg_teacher_urls,
         model=settings.sdg_teacher_model,
-        api_key=api_key.get_secret_value() if api_key is not None else None,
         tokenizer=settings.sdg_teacher_tokenizer,
+        api_key=api_key.get_secret_value() if api_key is not None else None,
+    )
+
+
+def open_client(
+    settings: Settings,
+    urls: Sequence[str],
+    *,
+    model: str = "",
+    tokenizer: str | Path | None = None,
+    api_key: str | None = None,
+) -> HttpTeacher:
+    """A client for any model served by vLLM (teacher, judge, a checkpoint under evaluation),
+    with SDG's batching, concurrency, timeouts and retries."""
+    return HttpTeacher(
+        urls,
+        model=model,
+        api_key=api_key,
+        tokenizer=tokenizer,
         batch_size=settings.sdg_batch_size,
         concurrency=settings.sdg_concurrency,
         request_timeout_seconds=settings.sdg_request_timeout_seconds,

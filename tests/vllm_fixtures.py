@@ -1,4 +1,5 @@
-"""A real vLLM teacher for the SDG tests, started once per session.
+"""Real vLLM servers for the SDG and evaluation tests, started once per session (imported by
+tests/conftest.py so that every directory shares them).
 
 Building the vLLM virtualenv (first run on a machine: about 90 s) or starting the server
 (about 27 s) failing is an error, never a skip: the SDG tests mean nothing without them."""

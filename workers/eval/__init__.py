@@ -1,0 +1,1 @@
+"""Evaluation: PR-bench, PR-MMLU and the regression guard (``bench``), and ``precheck``."""
