@@ -53,7 +53,9 @@ def seed_questions(limit: int) -> list[Question]:
             data = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError):
             continue
-        for n, example in enumerate((data or {}).get("seed_examples") or [], 1):
+        if not isinstance(data, dict):
+            continue  # some contributor files are not mappings (the validator rejects them)
+        for n, example in enumerate(data.get("seed_examples") or [], 1):
             if not isinstance(example, dict) or example.get("context"):
                 continue
             question, answer = example.get("question"), example.get("answer")
@@ -102,6 +104,12 @@ def one_run(
         JudgeRequest(q.question, a.text or "(no answer)", q.reference)
         for q, a in zip(questions, answers, strict=True)
     ]
+    # Equal work on both sides: only judge prompts that fit the context with a full answer.
+    room = client.max_model_len - JUDGE_TOKENS
+    fits = client.prompt_tokens(
+        [client.render_chat(judge_messages(r.question, r.answer, r.reference)) for r in requests]
+    )
+    requests = [r for r, tokens in zip(requests, fits, strict=True) if tokens <= room]
     started = time.perf_counter()
     rated = rate_answers(client, requests, JUDGE_TOKENS, lambda done, total: None)
     judging = time.perf_counter() - started
@@ -118,8 +126,9 @@ def one_run(
     return {
         "answer_qps": n / answering,
         "plain_answer_qps": n / plain_answering,
-        "judge_qps": n / judging,
-        "plain_judge_qps": n / plain_judging,
+        "judge_qps": len(requests) / judging,
+        "plain_judge_qps": len(requests) / plain_judging,
+        "judged": len(requests),
         "judge_errors": sum(1 for r in rated if r.judgment is None),
         "skipped": sum(1 for a in answers if a.skipped),
     }
