@@ -104,10 +104,10 @@ class PromptTemplate:
 
 
 @cache
-def load(name: str, directory: Path = PROMPTS_DIR) -> PromptTemplate:
+def load(name: str, directory: Path | None = None) -> PromptTemplate:
     """The prompt ``name`` from ``directory`` (SDG's own by default; evaluation keeps its
     judge prompt beside its code)."""
-    path = directory / f"{name}.yaml"
+    path = (directory or PROMPTS_DIR) / f"{name}.yaml"
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
