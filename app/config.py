@@ -65,6 +65,40 @@ class Settings(BaseSettings):
     api_workers: int = Field(1, ge=1, description="uvicorn worker processes for `labbot serve`.")
     public_url: str = Field("http://127.0.0.1:8000", description="Base URL for links on GitHub.")
 
+    # Dashboard and its login.
+    dashboard_public: bool = Field(
+        True,
+        description="Read-only pages and the JSON API are open to anyone; false: they need a "
+        "GitHub login too. Actions always need a maintainer.",
+    )
+    maintainer_teams: list[str] = Field(
+        default_factory=list,
+        description='Teams ("org/team-slug", JSON list) whose members may retry, cancel, '
+        "redeliver and start builds on the dashboard.",
+    )
+    session_secret: SecretStr | None = Field(
+        None, description="Signs the dashboard's session cookies (openssl rand -hex 32)."
+    )
+    session_max_age_seconds: int = Field(
+        8 * 3600, gt=0, description="How long a dashboard login lasts."
+    )
+    github_oauth_client_id: str | None = Field(
+        None, description="The GitHub App's OAuth client id, for dashboard logins."
+    )
+    github_oauth_client_secret: SecretStr | None = Field(
+        None, description="The GitHub App's OAuth client secret."
+    )
+    github_web_url: str = Field(
+        "https://github.com", description="Where people sign in with GitHub (OAuth web flow)."
+    )
+
+    # Builds.
+    build_schedule: str = Field(
+        "0 6 * * 1",
+        description='When scheduled builds start: a cron line in UTC (default Mondays 06:00); '
+        '"" turns them off.',
+    )
+
     # Webhooks.
     webhook_secret: SecretStr | None = None
     webhook_secret_previous: SecretStr | None = Field(

@@ -11,13 +11,13 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from app.artifacts import JOB_LOG, artifact_store
 from app.config import get_settings
 from app.db.models import Delivery, Job, JobKind, JobState, PullRequest, Repository
 from app.db.session import get_engine, session_scope
+from app.dashboard.templating import templates
 from bots import messages
 from bots.commands import COMMANDS, label_rows
 from bots.job_checks import progress_line
@@ -37,7 +37,6 @@ CHART_WIDTH, CHART_HEIGHT = 480, 120
 log = logging.getLogger(__name__)
 
 router = APIRouter()
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
 @router.get("/", response_class=HTMLResponse)
