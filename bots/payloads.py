@@ -3,6 +3,8 @@ is ignored, because real payloads drift (integer vs string timestamps, new requi
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +52,7 @@ class PullRequestData(_Lenient):
     state: str = "open"
     draft: bool = False
     merged: bool = False
+    merged_at: datetime | None = None
     user: Account
     head: GitRef
     base: GitRef

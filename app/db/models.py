@@ -116,7 +116,11 @@ class PullRequest(Base):
     state: Mapped[str] = mapped_column(String(10), default="open")
     draft: Mapped[bool] = mapped_column(Boolean, default=False)
     merged: Mapped[bool] = mapped_column(Boolean, default=False)
+    merged_at: Mapped[datetime | None]
     labels: Mapped[list[str]] = mapped_column(default=list)
+    # What its qna.yaml files teach, as triage last saw them: knowledge, skill, mixed, or
+    # none (no taxonomy file); None before the first triage.
+    kind: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -124,6 +128,9 @@ class PullRequest(Base):
 
     __table_args__ = (
         UniqueConstraint("repository_id", "number", name="uq_pull_requests_repo_number"),
+        Index("ix_pull_requests_state_updated_at", "state", "updated_at"),
+        Index("ix_pull_requests_author", "author"),
+        Index("ix_pull_requests_repo_merged_at", "repository_id", "merged_at"),
     )
 
 
@@ -172,6 +179,8 @@ class TriageFinding(Base):
 
     run: Mapped[TriageRun] = relationship(back_populates="findings", lazy="raise")
 
+    __table_args__ = (Index("ix_triage_findings_run", "triage_run_id"),)
+
 
 class JobKind(enum.StrEnum):
     triage = "triage"
@@ -179,6 +188,7 @@ class JobKind(enum.StrEnum):
     sdg = "sdg"
     train = "train"
     bench = "bench"
+    build = "build"  # a model build: data for its merged PRs, training, evaluation
 
 
 class JobState(enum.StrEnum):
@@ -239,6 +249,11 @@ class Job(Base):
 
     __table_args__ = (
         Index("ix_jobs_state_kind", "state", "kind"),
+        Index("ix_jobs_pull_request_id", "pull_request_id", "id"),
+        Index("ix_jobs_repository_id", "repository_id", "id"),
+        Index("ix_jobs_build_id", "build_id"),
+        Index("ix_jobs_queued_at", "queued_at"),
+        Index("ix_jobs_finished_at", "finished_at"),
         # At most one active job per (PR, kind, head SHA): the same intent arriving twice
         # (a label re-added, a command repeated) finds the existing job instead of a new one.
         Index(
@@ -262,17 +277,30 @@ class BuildState(enum.StrEnum):
 
 
 class Build(Base):
+    """One model build: the leaves of the PRs merged since the previous build of the same
+    repository, trained on top of that build's model. Its ``build`` job does the work; the
+    row keeps what the dashboard shows."""
+
     __tablename__ = "builds"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     state: Mapped[BuildState] = mapped_column(_enum(BuildState, "build_state"))
+    repository_id: Mapped[int | None] = mapped_column(ForeignKey("repositories.id"))
+    previous_build_id: Mapped[int | None] = mapped_column(ForeignKey("builds.id"))
+    # "schedule", or who started it by hand ("cli", "dashboard:<login>").
+    trigger: Mapped[str | None] = mapped_column(String(120))
     base_model: Mapped[str | None] = mapped_column(String(500))
     output_model: Mapped[str | None] = mapped_column(String(500))
     scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # [{"name", "started_at", "finished_at"}] in order, as the build job reaches them.
+    stages: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_builds_repository_id", "repository_id", "id"),)
 
 
 class BuildPullRequest(Base):
@@ -284,6 +312,8 @@ class BuildPullRequest(Base):
         ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True
     )
     pull_request_id: Mapped[int] = mapped_column(ForeignKey("pull_requests.id"), primary_key=True)
+
+    __table_args__ = (Index("ix_build_pull_requests_pull", "pull_request_id"),)
 
 
 class BotComment(Base):

@@ -96,6 +96,7 @@ def upsert_pull_request(
     pull.state = data.state
     pull.draft = data.draft
     pull.merged = data.merged
+    pull.merged_at = data.merged_at
     pull.labels = sorted(label.name for label in data.labels)
     if updated_at is not None:
         pull.updated_at = updated_at
