@@ -4,7 +4,6 @@ is ignored, because real payloads drift (integer vs string timestamps, new requi
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
