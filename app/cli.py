@@ -172,6 +172,65 @@ def worker(queues: str, concurrency: int | None, pool: str, name: str | None) ->
     celery_app.worker_main(argv=argv)
 
 
+@main.command()
+def beat() -> None:
+    """Run Celery beat: it starts the scheduled builds (LABBOT_BUILD_SCHEDULE). Run one."""
+    from workers.celery_app import celery_app
+
+    settings = _settings_or_exit()
+    if not settings.build_schedule.strip():
+        raise click.ClickException(messages.CLI_NO_SCHEDULE)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    celery_app.start(
+        argv=[
+            "beat",
+            "--loglevel",
+            settings.log_level,
+            "--schedule",
+            str(settings.data_dir / "celerybeat-schedule"),
+        ]
+    )
+
+
+@main.group()
+def build() -> None:
+    """Model builds."""
+
+
+@build.command("start")
+@click.option(
+    "--repository",
+    "-r",
+    default=None,
+    help="owner/name (default: every repository with PRs merged since its last build).",
+)
+def build_start(repository: str | None) -> None:
+    """Start a build now of what was merged since the last one, as the schedule would."""
+    from app.builds import BuildError, start_build, start_scheduled_builds
+    from app.db.session import session_scope
+
+    settings = _settings_or_exit()
+    if repository is None:
+        started = start_scheduled_builds(settings)
+        if not started:
+            raise click.ClickException(messages.CLI_NO_BUILD)
+    else:
+        try:
+            with session_scope() as session:
+                started = [start_build(session, repository, "cli", settings)]
+        except BuildError as exc:
+            raise click.ClickException(str(exc)) from None
+    base = settings.public_url.rstrip("/")
+    for item in started:
+        click.echo(
+            messages.CLI_BUILD_STARTED.format(
+                name=item.name, pulls=item.pulls, url=f"{base}/builds/{item.build_id}"
+            )
+        )
+        if not item.queued:
+            raise click.ClickException(messages.CLI_BUILD_NO_WORKER)
+
+
 @main.group()
 def db() -> None:
     """Database schema commands."""

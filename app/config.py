@@ -11,7 +11,7 @@ import enum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values people paste from examples; outside development they are refused like a missing secret.
@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     # Builds.
     build_schedule: str = Field(
         "0 6 * * 1",
-        description='When scheduled builds start: a cron line in UTC (default Mondays 06:00); '
+        description="When scheduled builds start: a cron line in UTC (default Mondays 06:00); "
         '"" turns them off.',
     )
 
@@ -128,6 +128,7 @@ class Settings(BaseSettings):
             "sdg": 8 * 3600.0,
             "train": 20 * 3600.0,
             "bench": 4 * 3600.0,
+            "build": 23 * 3600.0,
         },
         description="Longest run per job kind (JSON object); a job past it is stopped and failed.",
     )
@@ -367,6 +368,24 @@ class Settings(BaseSettings):
     github_timeout_seconds: float = Field(15.0, gt=0)
 
     log_level: str = "INFO"
+
+    @field_validator("build_schedule")
+    @classmethod
+    def _cron_line(cls, value: str) -> str:
+        if not value.strip():
+            return ""
+        from celery.schedules import crontab
+
+        fields = value.split()
+        if len(fields) != 5:
+            raise ValueError("a cron line has five fields: minute hour day month weekday")
+        try:
+            crontab(
+                *fields[:2], day_of_week=fields[4], day_of_month=fields[2], month_of_year=fields[3]
+            )
+        except ValueError as exc:
+            raise ValueError(f"not a valid cron line: {exc}") from None
+        return " ".join(fields)
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:

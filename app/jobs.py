@@ -36,6 +36,8 @@ QUEUE_OF: dict[JobKind, str] = {
     JobKind.sdg: "sdg",
     JobKind.train: "train",
     JobKind.bench: "eval",
+    # A build trains and then serves its model for evaluation: both need the training GPUs.
+    JobKind.build: "train",
 }
 GPU_KINDS = frozenset(kind for kind, queue in QUEUE_OF.items() if queue != "triage")
 

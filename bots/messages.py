@@ -284,3 +284,27 @@ PRECHECK_MODEL = "Base model's answer"
 PRECHECK_FOOTER = "Full answers and the log: {job}"
 ARTIFACT_NOT_FOUND = "No such result file for this job."
 PULL_NOT_FOUND = "No such pull request."
+
+# --- Builds (app/builds.py, workers/build/stage.py) ---------------------------------------
+BUILD_UNKNOWN_REPOSITORY = "No build: labbot does not know the repository {repo}."
+BUILD_ALREADY_RUNNING = "No build: build {name} of {repo} is still under way."
+BUILD_NOTHING_NEW = "No build: nothing was merged into {repo} since its last build."
+BUILD_NOT_FOUND = "There is no such build."
+BUILD_NO_LEAVES = (
+    "None of the merged pull requests has a qna.yaml file that passes triage, so there is "
+    "nothing to train on. Skipped: {skipped}"
+)
+BUILD_PULL_SKIPPED = "#{number}: {reason}"
+BUILD_PULL_TRIAGE_ERRORS = "triage finds {errors} error(s) at its merged head; left out."
+BUILD_NO_QNA = "no qna.yaml file changed; nothing to train on."
+BUILD_NO_PREVIOUS_MODEL = (
+    "The previous build's model ({name}) could not be read from its artifacts; start the "
+    "build again once the artifact store is back, or mark that build failed."
+)
+CLI_NO_SCHEDULE = "LABBOT_BUILD_SCHEDULE is empty: scheduled builds are off."
+CLI_NO_BUILD = "No build started: no repository has pull requests merged since its last build."
+CLI_BUILD_STARTED = "Build {name} started with {pulls} merged pull request(s): {url}"
+CLI_BUILD_NO_WORKER = (
+    "The build failed at once: no live worker serves the train queue "
+    "(start one with: labbot worker --queues train)."
+)

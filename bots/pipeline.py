@@ -215,6 +215,9 @@ def cancel(
 
 def after_job(job_id: int) -> None:
     """A job reached its final state: keep labbot's labels in step and queue what follows."""
+    from app.builds import finish_build
+
+    finish_build(job_id)  # a build's job: the build takes its outcome
     with session_scope() as session:
         job = session.get(Job, job_id)
         if job is None or job.pull_request_id is None or job.head_sha is None:

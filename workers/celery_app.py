@@ -40,10 +40,28 @@ def configure_celery(celery: Celery, settings: Settings) -> None:
         broker_transport_options=_transport_options(settings),
         task_serializer="json",
         accept_content=["json"],
+        timezone="UTC",
+        beat_schedule=_beat_schedule(settings),
     )
     # Connection and producer pools are bound to the broker they were made for.
     celery._pool = None
     celery.amqp._producer_pool = None
+
+
+def _beat_schedule(settings: Settings) -> dict[str, Any]:
+    """What `labbot beat` starts: the scheduled model builds."""
+    from app.builds import schedule
+
+    when = schedule(settings)
+    if when is None:
+        return {}
+    return {
+        "scheduled-builds": {
+            "task": "labbot.start_scheduled_builds",
+            "schedule": when,
+            "options": {"queue": EVENTS_QUEUE},
+        }
+    }
 
 
 def _transport_options(settings: Settings) -> dict[str, Any]:

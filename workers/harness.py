@@ -62,6 +62,8 @@ class JobTarget:
     number: int
     head_sha: str
     pull_request_id: int
+    # A build's job has no pull request: number, head_sha and pull_request_id are empty.
+    build_id: int | None = None
 
 
 class JobRun:
@@ -81,6 +83,15 @@ class JobRun:
         self._saved_at = 0.0
         self._posted_at = 0.0
         self._poster = CheckPoster(self)
+
+    def on_pull(self, target: JobTarget) -> JobRun:
+        """This run seen from one of its build's pull requests: progress, cancellation and
+        artifacts stay the build job's own; no check run is posted on the PR."""
+        view = JobRun(self.job, target, self.settings, self.github)
+        view.cancel_requested = self.cancel_requested
+        view.posts_own_check = True
+        view._poster = self._poster
+        return view
 
     def check_cancelled(self) -> None:
         if self.cancel_requested.is_set():
@@ -174,6 +185,7 @@ def run_job(job_id: int, stage_for: Callable[[JobKind], Stage | None]) -> None:
     job, target = claimed
     github = github_port(settings, target.installation_id)
     run = JobRun(job, target, settings, github)
+    run.posts_own_check = target.build_id is not None  # a build has no PR to post a check on
     state, error = JobState.failed, None
     with (
         job_log(job, settings),
@@ -187,7 +199,7 @@ def run_job(job_id: int, stage_for: Callable[[JobKind], Stage | None]) -> None:
             if stage is None:
                 raise StageUnavailable()
             if job.kind is not JobKind.triage:  # triage posts its own check run
-                run._poster.post()  # "in progress" while the stage starts
+                run._poster.post()  # (a no-op for builds)  # "in progress" while the stage starts
             state = stage(run) or JobState.succeeded
         except JobCancelled:
             state, error = _cancel_outcome(job.id)
@@ -236,6 +248,17 @@ def _claim(job_id: int, settings: Settings) -> tuple[Job, JobTarget] | None:
             return None
         pull = session.get(PullRequest, job.pull_request_id) if job.pull_request_id else None
         repository = session.get(Repository, job.repository_id) if job.repository_id else None
+        if job.build_id is not None and repository is not None:
+            return job, JobTarget(
+                job.id,
+                repository.full_name,
+                repository.id,
+                repository.installation_id,
+                number=0,
+                head_sha="",
+                pull_request_id=0,
+                build_id=job.build_id,
+            )
         if pull is None or repository is None or job.head_sha is None:
             log.error("job %s has no pull request or head commit; failing it", job.id)
             job.state, job.error, job.finished_at = (

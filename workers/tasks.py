@@ -104,7 +104,20 @@ def stage_for(kind: JobKind) -> Stage | None:
         from workers.eval.stage import precheck_stage
 
         return precheck_stage
+    if kind is JobKind.build:
+        from workers.build.stage import build_stage
+
+        return build_stage
     return None
+
+
+@celery_app.task(name="labbot.start_scheduled_builds", queue=EVENTS_QUEUE)
+def start_scheduled_builds() -> None:
+    """Celery beat's turn (``LABBOT_BUILD_SCHEDULE``): build what was merged since last time."""
+    from app.builds import start_scheduled_builds as start
+
+    for started in start():
+        log.info("scheduled build %s started (job %s)", started.name, started.job_id)
 
 
 @celery_app.task(name="labbot.sync_job_check", queue=EVENTS_QUEUE)
@@ -120,7 +133,7 @@ def sync_job_check(job_id: int) -> None:
         repository = session.get(Repository, job.repository_id) if job else None
     if job is None or repository is None:
         return
-    if job.kind is not JobKind.triage:
+    if job.kind not in (JobKind.triage, JobKind.build):  # neither has a job check run
         settings = get_settings()
         sync_check(
             github_port(settings, repository.installation_id), repository.full_name, job, settings

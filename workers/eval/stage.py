@@ -11,9 +11,9 @@ the contributor's answers (rated by the judge when one is configured)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,7 @@ from workers.harness import JobFailed, JobRun
 from workers.sdg.dataset import MCQ_DIR
 from workers.sdg.stage import DATASET_DIR, changed_leaves
 from workers.sdg.teacher import HttpTeacher, TeacherError, open_client
-from workers.train.plan import HF_DIR, OUTPUT_DIR
-from workers.train.stage import PLAN_FILE, WORK_DIR
+from workers.train.stage import final_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +81,56 @@ def bench_stage(run: JobRun) -> JobState:
     mcq = _multiple_choice(run)
     if not questions and not mcq:
         raise JobFailed(messages.EVAL_NO_QUESTIONS)
+    out = run.artifacts / BENCH_DIR
+    models = (
+        Model("base", base_dir, settings.eval_base_urls, base_dir.name),
+        Model("trained", trained_dir, [], f"trained-job-{train_job_id}"),
+    )
+    results = compare_models(
+        run, out, models, questions, guard, guard_version, mcq, run.target.head_sha
+    )
+    conclusion, reasons = results.conclusion, results.reasons
+    links = _links(run)
+    run.progress("posting the results")
+    run.github.upsert_comment(
+        run.target.repo,
+        run.target.number,
+        purpose(run.target.head_sha),
+        bench_comment(results, links),
+    )
+    run.result = {
+        "conclusion": conclusion,
+        "title": messages.BENCH_CHECK_TITLE[conclusion],
+        "summary": check_summary(results, links),
+        "scores": headline(results),
+    }
+    log.info("bench: %s (%s)", conclusion, "; ".join(reasons))
+    return JobState.succeeded
+
+
+@dataclass(frozen=True)
+class Model:
+    role: str  # "base" or "trained"
+    path: Path
+    urls: list[str]  # servers already running it; empty: the worker serves ``path`` itself
+    name: str
+
+
+def compare_models(
+    run: JobRun,
+    out: Path,
+    models: tuple[Model, Model],
+    questions: list[Question],
+    guard: list[Question],
+    guard_version: int,
+    mcq: dict[str, list[MultipleChoiceQuestion]],
+    head_sha: str,
+) -> BenchResults:
+    """Both models answer the seed questions and the regression guard and pick PR-MMLU
+    answers; the judge rates every answer; the scores and the thresholds' conclusion are
+    written under ``out`` (answers, judgments, mmlu, results.json) and returned."""
+    settings = run.settings
+    out.mkdir(parents=True, exist_ok=True)
     asked = [*questions, *guard]
     out = run.artifacts / BENCH_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -89,11 +138,9 @@ def bench_stage(run: JobRun) -> JobState:
     answers: dict[str, list[Answer]] = {}
     chosen: dict[str, dict[str, list[int | None]]] = {}
     names: dict[str, str] = {}
-    models: tuple[tuple[str, Path, list[str], str], ...] = (
-        ("base", base_dir, settings.eval_base_urls, base_dir.name),
-        ("trained", trained_dir, [], f"trained-job-{train_job_id}"),
-    )
-    for step, (role, model_dir, urls, name) in enumerate(models):
+    for step, (role, model_dir, urls, name) in enumerate(
+        (m.role, m.path, m.urls, m.name) for m in models
+    ):
         report = _reporter(run, f"{role} model: answering", step / 3, 1 / 3)
         with _asking(run, role, "bench"):
             with model_client(
@@ -176,7 +223,7 @@ def bench_stage(run: JobRun) -> JobState:
     errors = sum(1 for r in rated if r.judgment is None)
     conclusion, reasons = conclude(files, mmlu, guard_total, len(rated), errors, settings)
     results = BenchResults(
-        head_sha=run.target.head_sha,
+        head_sha=head_sha,
         base_model=names["base"],
         trained_model=names["trained"],
         judge_model=judge_name,
@@ -193,22 +240,7 @@ def bench_stage(run: JobRun) -> JobState:
         reasons=reasons,
     )
     (out / RESULTS_FILE).write_text(results.model_dump_json(indent=1))
-    links = _links(run)
-    run.progress("posting the results")
-    run.github.upsert_comment(
-        run.target.repo,
-        run.target.number,
-        purpose(run.target.head_sha),
-        bench_comment(results, links),
-    )
-    run.result = {
-        "conclusion": conclusion,
-        "title": messages.BENCH_CHECK_TITLE[conclusion],
-        "summary": check_summary(results, links),
-        "scores": _headline(results),
-    }
-    log.info("bench: %s (%s)", conclusion, "; ".join(reasons))
-    return JobState.succeeded
+    return results
 
 
 def precheck_stage(run: JobRun) -> JobState:
@@ -371,13 +403,10 @@ def _trained_model(run: JobRun) -> tuple[Path, int]:
     job_id = _latest_job(run, JobKind.train)
     if job_id is None:
         raise missing
-    local = artifact_store(run.settings).download(job_id, run.artifacts / "trained")
-    try:
-        plan = json.loads((local / WORK_DIR / PLAN_FILE).read_text())
-        final = local / WORK_DIR / OUTPUT_DIR / str(plan["phases"][-1]["name"]) / HF_DIR
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        raise missing from None
-    if not (final / "config.json").is_file():
+    final = final_checkpoint(
+        artifact_store(run.settings).download(job_id, run.artifacts / "trained")
+    )
+    if final is None:
         raise missing
     return final, job_id
 
@@ -416,7 +445,7 @@ def _reasoning(rated: Rated) -> str | None:
     return rated.judgment.reasoning if rated.judgment is not None else None
 
 
-def _headline(results: BenchResults) -> dict[str, Any]:
+def headline(results: BenchResults) -> dict[str, Any]:
     """The few numbers pages and trends need, without opening the artifacts."""
     return {
         "files": len(results.files),

@@ -52,19 +52,7 @@ def sdg_stage(run: JobRun) -> JobState:
     except TeacherError as exc:
         raise JobFailed(messages.SDG_TEACHER_UNAVAILABLE.format(error=exc)) from exc
     with teacher:
-        leaves = [_leaf(run, item, teacher) for item in changed]
-        store = StepStore(run.artifacts / "steps")
-        outputs: list[LeafOutput] = []
-        for index, leaf in enumerate(leaves):
-
-            def report(step: str, fraction: float, index: int = index, leaf: Leaf = leaf) -> None:
-                run.progress(f"{leaf.path}: {step}", (index + fraction) / len(leaves))
-
-            try:
-                outputs.append(generate_leaf(leaf, teacher, settings, store, report))
-            except TeacherError as exc:
-                raise JobFailed(messages.SDG_TEACHER_UNAVAILABLE.format(error=exc)) from exc
-            log.info("%s: %s", leaf.path, _counts_line(outputs[-1].counts))
+        outputs = generate(run, changed, teacher)
         model = teacher.model
     try:
         files = write_dataset(run.artifacts / DATASET_DIR, outputs, settings, model)
@@ -83,6 +71,24 @@ def sdg_stage(run: JobRun) -> JobState:
             )
         )
     return JobState.succeeded
+
+
+def generate(run: JobRun, changed: list[Changed], teacher: Teacher) -> list[LeafOutput]:
+    """Every changed leaf through its pipeline, resuming from the answers already stored."""
+    leaves = [_leaf(run, item, teacher) for item in changed]
+    store = StepStore(run.artifacts / "steps")
+    outputs: list[LeafOutput] = []
+    for index, leaf in enumerate(leaves):
+
+        def report(step: str, fraction: float, index: int = index, leaf: Leaf = leaf) -> None:
+            run.progress(f"{leaf.path}: {step}", (index + fraction) / len(leaves))
+
+        try:
+            outputs.append(generate_leaf(leaf, teacher, run.settings, store, report))
+        except TeacherError as exc:
+            raise JobFailed(messages.SDG_TEACHER_UNAVAILABLE.format(error=exc)) from exc
+        log.info("%s: %s", leaf.path, _counts_line(outputs[-1].counts))
+    return outputs
 
 
 def changed_leaves(

@@ -22,7 +22,7 @@ from app.db.session import session_scope
 from bots import messages
 from workers.harness import JobFailed, JobRun
 from workers.train.launch import launch_command, launch_env
-from workers.train.plan import PlanError, build_plan
+from workers.train.plan import HF_DIR, OUTPUT_DIR, PlanError, build_plan
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def train_stage(run: JobRun) -> JobState:
             phase.loss_tokens,
             phase.dropped,
         )
-    _run_training(run, plan_path, plan.output_dir)
+    run_training(run, plan_path, plan.output_dir)
     return JobState.succeeded
 
 
@@ -90,7 +90,19 @@ def _generated_data(run: JobRun) -> Path:
     return dataset
 
 
-def _run_training(run: JobRun, plan_path: Path, output: Path) -> None:
+def final_checkpoint(artifacts: Path) -> Path | None:
+    """The Hugging Face checkpoint of the last phase in a train (or build) job's artifacts,
+    None when the job left none."""
+    try:
+        plan = json.loads((artifacts / WORK_DIR / PLAN_FILE).read_text())
+        final = artifacts / WORK_DIR / OUTPUT_DIR / str(plan["phases"][-1]["name"]) / HF_DIR
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    return final if (final / "config.json").is_file() else None
+
+
+def run_training(run: JobRun, plan_path: Path, output: Path) -> None:
+    """The DeepSpeed launcher on the plan, followed until it ends (a stop ends the group)."""
     command = launch_command(plan_path, run.settings)
     log.info("launching: %s", " ".join(command))
     with (run.artifacts / "training.log").open("ab") as out:
