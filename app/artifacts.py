@@ -136,3 +136,25 @@ def artifact_store(settings: Settings) -> ArtifactStore:
     if settings.artifacts_s3_url:
         return S3Artifacts(settings)
     return LocalArtifacts(settings)
+
+
+def read_artifact(
+    settings: Settings,
+    job_id: int,
+    artifacts_path: str | None,
+    name: str,
+    tail_bytes: int | None = None,
+) -> bytes | None:
+    """One of a job's artifacts for a page: from this machine when the job ran here, else
+    from the store it was uploaded to (None when neither has it or the store is down)."""
+    local = Path(artifacts_path) / name if artifacts_path else None
+    if local is not None and local.is_file():
+        with local.open("rb") as handle:
+            if tail_bytes is not None:
+                handle.seek(max(local.stat().st_size - tail_bytes, 0))
+            return handle.read()
+    try:
+        return artifact_store(settings).read(job_id, name, tail_bytes)
+    except Exception as exc:
+        log.warning("job %s: %s not read from the artifact store: %s", job_id, name, exc)
+        return None

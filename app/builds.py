@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery.schedules import crontab
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
@@ -82,8 +82,10 @@ def start_build(
         raise BuildError(messages.BUILD_NOTHING_NEW.format(repo=repository))
     previous = last_good_build(session, repo.id)
     now = utcnow()
+    number = session.scalar(select(func.count()).where(Build.repository_id == repo.id)) or 0
     build = Build(
-        name=f"{repo.full_name.split('/')[-1]}-{now:%Y%m%d-%H%M%S}",
+        # owner-name-N: the repository's Nth build (the lock above keeps N unique).
+        name=f"{repo.full_name.replace('/', '-')[:80]}-{number + 1}",
         state=BuildState.pending,
         repository_id=repo.id,
         previous_build_id=previous.id if previous else None,
