@@ -250,6 +250,7 @@ def test_labelling_a_pr_generates_its_dataset_or_fails_with_the_counts(
         train_on_the_generated_data(labbot, sim, gh, pull, start_process)
         evaluate_the_trained_model(labbot, gh, pull)
         precheck_the_seed_questions(labbot, sim, gh, pull)
+        build_what_was_merged(labbot, sim, pull, start_process)
 
 
 def train_on_the_generated_data(
@@ -385,3 +386,85 @@ def precheck_the_seed_questions(labbot: Labbot, sim: SimulatorAdmin, gh: Github,
     assert "Contributor's answer" in comment
     assert "Base model's answer" in comment
     assert job.result["scores"]["questions"] > 0
+
+
+def merged_skill_pr(labbot: Labbot, sim: SimulatorAdmin, leaf: str) -> Any:
+    """A skill PR merged at once, before anyone generated data for it."""
+    files = {
+        f"compositional_skills/general/{leaf}/qna.yaml": (SKILL / "qna.yaml").read_text(),
+        f"compositional_skills/general/{leaf}/attribution.txt": VALID_ATTRIBUTION,
+    }
+    pull = sim.open_pr(REPO, author=AUTHOR, title=f"{leaf} <b>bold</b>", files=files)
+    merged = sim.merge_pr(REPO, pull.number, user=TRIAGER)
+    assert handled(labbot, merged.delivery)["status"] == "processed"
+    return pull
+
+
+def build_now(labbot: Labbot, start_process: Callable[..., Process]) -> dict[str, Any]:
+    """`labbot build start`, then the build's page data once its job has ended."""
+    cli = start_process(["build", "start", "--repository", REPO], labbot.env, "build-start")
+    assert cli.proc.wait(timeout=60) == 0, cli.output()
+    assert "merged pull request(s)" in cli.output()
+    build_id = int(cli.output().split("/builds/")[1].split()[0])
+
+    def ended() -> dict[str, Any] | None:
+        build = httpx.get(f"{labbot.base_url}/api/builds/{build_id}", timeout=10).json()
+        return build if build["state"] not in ("pending", "running") else None
+
+    build: dict[str, Any] = wait_until(ended, 600, interval=1)
+    return build
+
+
+def build_what_was_merged(
+    labbot: Labbot, sim: SimulatorAdmin, pull: Any, start_process: Callable[..., Process]
+) -> None:
+    """Two builds on the train worker. The first holds the merged PR, whose generated data it
+    reuses, and a PR merged without data, which it generates; it trains from the base model
+    and scores against it. The second starts from the first's model and replays its data."""
+    merged = sim.merge_pr(REPO, pull.number, user=TRIAGER)
+    assert handled(labbot, merged.delivery)["status"] == "processed"
+    ungenerated = merged_skill_pr(labbot, sim, "antonyms")
+
+    first = build_now(labbot, start_process)
+    assert first["state"] == "succeeded", first["error"]
+    assert [p["number"] for p in first["pull_requests"]] == [pull.number, ungenerated.number]
+    assert [s["name"] for s in first["stages"]] == ["data", "train", "evaluate"]
+    assert all(s["finished_at"] for s in first["stages"])
+    assert first["previous_build_id"] is None
+    assert first["base_model"] == labbot.env["LABBOT_TRAIN_BASE_MODEL"]
+    scores = first["scores"]
+    assert scores["pulls"] == 2
+    assert scores["leaves"] == 3  # synonyms and the chickadee from the PR, antonyms generated
+    assert scores["guard_trained"] is not None
+    assert scores["trained_mean"] is not None
+    job_dir = Path(jobs(JobKind.build)[-1].artifacts_path or "")
+    generated = job_dir / "generated" / "skills.jsonl"
+    assert generated.is_file()  # antonyms had no data: the build generated it
+    merged_skills = (job_dir / "dataset" / "skills.jsonl").read_text().splitlines()
+    assert len(merged_skills) > len(generated.read_text().splitlines())  # plus the PR's data
+    results = json.loads((job_dir / "eval" / "results.json").read_text())
+    assert [f["name"] for f in results["files"]] == [
+        "compositional_skills/general/antonyms/qna.yaml",
+        "compositional_skills/general/synonyms/qna.yaml",
+    ]
+    assert results["guard"]["questions"] == 3
+
+    page = httpx.get(f"{labbot.base_url}/builds/{first['id']}", timeout=10).text
+    assert "antonyms &lt;b&gt;bold&lt;/b&gt;" in page  # contributor text, escaped
+    assert "Regression guard" in page
+    listing = httpx.get(f"{labbot.base_url}/builds", timeout=10).text
+    assert first["name"] in listing
+
+    later = merged_skill_pr(labbot, sim, "homophones")
+    second = build_now(labbot, start_process)
+    assert second["state"] == "succeeded", second["error"]
+    assert [p["number"] for p in second["pull_requests"]] == [later.number]
+    assert second["previous_build_id"] == first["id"]
+    assert second["base_model"] == first["output_model"]
+    second_dir = Path(jobs(JobKind.build)[-1].artifacts_path or "")
+    plan = json.loads((second_dir / "train" / "plan.json").read_text())
+    assert plan["base_model"] == str(job_dir / "train" / "output" / "skills" / "hf")  # the first's
+    skills_phase = plan["phases"][-1]
+    assert skills_phase["mix"]["replay"] > 0  # the first build's data, replayed
+    trend = httpx.get(f"{labbot.base_url}/api/builds/trends", timeout=10).json()
+    assert [p["build_id"] for p in trend[0]["points"]] == [first["id"], second["id"]]
