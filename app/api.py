@@ -1,4 +1,5 @@
-"""Operator endpoints: delivery records, health, readiness, metrics."""
+"""Operator endpoints: delivery records, triage runs, health, readiness, metrics. (The
+dashboard's JSON API, /api/jobs/{id} included, is in app/dashboard/api.py.)"""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, text
 
 from app import deliveries
-from app.db.models import Job, TriageFinding, TriageRun
+from app.db.models import TriageFinding, TriageRun
 from app.db.session import get_engine
 from bots import messages
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+service_router = APIRouter()
 
 
 @router.get("/api/deliveries/{guid}")
@@ -24,29 +26,6 @@ def get_delivery(guid: str) -> dict[str, Any]:
     if record is None:
         raise HTTPException(status_code=404, detail=messages.DELIVERY_NOT_FOUND)
     return record
-
-
-@router.get("/api/jobs/{job_id}")
-def get_job(job_id: int) -> dict[str, Any]:
-    with get_engine().connect() as conn:
-        row = conn.execute(
-            select(
-                Job.id,
-                Job.kind,
-                Job.state,
-                Job.head_sha,
-                Job.attempts,
-                Job.worker,
-                Job.progress,
-                Job.error,
-                Job.queued_at,
-                Job.started_at,
-                Job.finished_at,
-            ).where(Job.id == job_id)
-        ).one_or_none()
-    if row is None:
-        raise HTTPException(status_code=404, detail=messages.JOB_NOT_FOUND)
-    return dict(row._mapping)
 
 
 @router.get("/api/triage-runs/{run_id}")
@@ -83,12 +62,12 @@ def get_triage_run(run_id: int) -> dict[str, Any]:
     return {**dict(run._mapping), "findings": [dict(f._mapping) for f in findings]}
 
 
-@router.get("/healthz")
+@service_router.get("/healthz")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@service_router.get("/readyz")
 def readyz(response: Response) -> dict[str, str]:
     checks = {"database": _database_ready(), "broker": _broker_ready()}
     if not all(value == "ok" for value in checks.values()):
@@ -118,6 +97,6 @@ def _broker_ready() -> str:
     return "ok"
 
 
-@router.get("/metrics")
+@service_router.get("/metrics")
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -469,6 +469,13 @@ class Settings(BaseSettings):
                 "No GitHub credentials: set LABBOT_GITHUB_APP_ID with LABBOT_GITHUB_PRIVATE_KEY, "
                 "or LABBOT_GITHUB_TOKEN for a single repository."
             )
+        if (self.github_oauth_client_id or self.github_oauth_client_secret) and _is_placeholder(
+            self.session_secret
+        ):
+            raise ConfigError(
+                "LABBOT_SESSION_SECRET is missing or a placeholder; it signs dashboard sign-ins "
+                "(make one with: openssl rand -hex 32)."
+            )
 
 
 @lru_cache

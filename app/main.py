@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse
 from starlette.routing import request_response
@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from app import api, deliveries, webhooks
 from app.config import get_settings
+from app.dashboard import actions, auth
 from app.dashboard import routes as dashboard
 from app.intake import IntakeWriter
 from app.jobs import reconcile_jobs
@@ -98,6 +99,14 @@ def create_app() -> WebhookFirst:
     configure_logging(settings.log_level)
     register_collectors()
     app = FastAPI(title="labbot", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
-    app.include_router(api.router)
-    app.include_router(dashboard.router)
+    # Probes and scrapers are never asked to sign in (nor is the webhook: WebhookFirst).
+    app.include_router(api.service_router)
+    # Pages and the JSON API: open when the dashboard is public, else for signed-in people.
+    # (The dashboard's router gathers its pages, the builds pages included, and /api.)
+    readers = [Depends(auth.require_reader)]
+    app.include_router(api.router, dependencies=readers)
+    app.include_router(dashboard.router, dependencies=readers)
+    # Sign-in, sessions and the maintainers' actions.
+    auth.install(app, settings)
+    app.include_router(actions.router)
     return WebhookFirst(app)

@@ -308,3 +308,163 @@ CLI_BUILD_NO_WORKER = (
     "The build failed at once: no live worker serves the train queue "
     "(start one with: labbot worker --queues train)."
 )
+
+# --- Dashboard sign-in and maintainer actions (app/dashboard/auth.py, actions.py, the
+# _session.html, _job_actions.html and _redeliver.html partials) ----------------------------
+DASHBOARD_SIGN_IN = "Sign in with GitHub"
+DASHBOARD_SIGN_OUT = "Sign out"
+DASHBOARD_MAINTAINER_BADGE = "maintainer"
+DASHBOARD_SIGNED_IN = "Signed in as {login}."
+DASHBOARD_SIGNED_IN_MAINTAINER = "Signed in as {login}, a maintainer."
+DASHBOARD_SIGNED_OUT = "Signed out."
+DASHBOARD_RETRY = "Retry"
+DASHBOARD_CANCEL = "Cancel"
+DASHBOARD_STOPPING = "stopping"
+DASHBOARD_REDELIVER = "Redeliver"
+LOGIN_REQUIRED = "Sign in with GitHub to see this."
+LOGIN_NOT_CONFIGURED_TITLE = "Sign-in is not set up"
+LOGIN_NOT_CONFIGURED = (
+    "This labbot has no GitHub sign-in: set LABBOT_GITHUB_OAUTH_CLIENT_ID and "
+    "LABBOT_GITHUB_OAUTH_CLIENT_SECRET (the GitHub App's client id and secret) and "
+    "LABBOT_SESSION_SECRET."
+)
+LOGIN_FAILED_TITLE = "Sign-in did not complete"
+LOGIN_STATE_MISMATCH = (
+    "This sign-in was not started from this browser, or it was already used. Sign in again."
+)
+LOGIN_DENIED = "GitHub did not authorize the sign-in ({error}). Sign in again to retry."
+LOGIN_CODE_REFUSED = (
+    "GitHub refused the sign-in ({error}); it may have taken too long. Sign in again."
+)
+LOGIN_GITHUB_UNREACHABLE = "GitHub could not be asked who you are ({error}). Try again in a minute."
+LOGIN_TRY_AGAIN = "Sign in again"
+MAINTAINER_REQUIRED_TITLE = "Maintainers only"
+MAINTAINER_REQUIRED = (
+    "{login}, this is for maintainers (members of {teams}); it was not done. Ask a "
+    "maintainer, or sign in with another account."
+)
+MAINTAINER_REQUIRED_NO_TEAMS = (
+    "{login}, this is for maintainers, and this labbot has none: set LABBOT_MAINTAINER_TEAMS."
+)
+CSRF_REFUSED_TITLE = "Action refused"
+CSRF_REFUSED = (
+    "The form was out of date or did not come from this dashboard, so nothing was done. "
+    "Reload the page and try again."
+)
+SESSION_SECRET_EPHEMERAL = (
+    "LABBOT_SESSION_SECRET is not set: dashboard sign-ins are signed with a random key of this "
+    "process; they end when it restarts and do not carry over to other API processes."
+)
+JOB_CANCELLED_ON_DASHBOARD = "Cancelled by {user} on the dashboard"
+ACTION_JOB_RETRIED = "Job {job} was retried as job {new}."
+ACTION_JOB_RETRY_EXISTS = (
+    "Job {job} was not retried: job {new} already runs the same kind on the same commit."
+)
+ACTION_JOB_RETRY_ACTIVE = "Job {job} is still {state}: only a failed or cancelled job is retried."
+ACTION_JOB_RETRY_STATE = "Job {job} {state}: only a failed or cancelled job is retried."
+ACTION_JOB_RETRY_NO_PULL = (
+    "Job {job} belongs to no pull request: start a new build from the builds page instead."
+)
+ACTION_JOB_RETRY_CLOSED = "Job {job} was not retried: its pull request is closed."
+ACTION_JOB_RETRY_DRAFT = "Job {job} was not retried: its pull request is a draft."
+ACTION_JOB_RETRY_MOVED_ON = (
+    "Job {job} was not retried: it ran on commit {sha}, and the pull request has moved on to "
+    "{head}. Ask for the job on the new commit from the pull request."
+)
+ACTION_JOB_RETRY_NO_WORKER = (
+    "Job {job} was not retried: no worker serves the {queue} queue right now."
+)
+ACTION_JOB_CANCELLED = "Job {job} was cancelled."
+ACTION_JOB_STOPPING = "Job {job} was asked to stop; it stops at its next step."
+ACTION_JOB_ALREADY_STOPPING = "Job {job} is already stopping."
+ACTION_JOB_NOT_ACTIVE = "Job {job} is {state}: only a queued or running job can be cancelled."
+ACTION_DELIVERY_REDELIVERED = "Delivery {guid} is being processed again."
+ACTION_DELIVERY_REDELIVER_LATER = (
+    "Delivery {guid} will be processed again once the queue takes it (the broker did not "
+    "answer; labbot retries by itself)."
+)
+ACTION_DELIVERY_NOT_FAILED = "Delivery {guid} is {status}: only a failed delivery is redelivered."
+ACTION_DELIVERY_NO_BODY = "Delivery {guid} has no stored body to process again."
+ACTION_BUILD_BAD_REPOSITORY = "Name the repository as owner/name."
+ACTION_BUILD_STARTED = "Build {name} started with {pulls} merged pull request(s)."
+ACTION_BUILD_NO_WORKER = "Build {name} failed at once: no worker serves the train queue."
+ACTION_BUILDS_UNAVAILABLE = "Builds are not available in this labbot."
+
+# --- Dashboard pages (app/dashboard: overview, pull requests, jobs, deliveries) ------------
+DASHBOARD_FILTER_UNKNOWN = "Ignored {name}={value}: expected one of {choices}."
+DASHBOARD_FILTER_TOO_LONG = "Ignored {name}: the value is too long."
+DASHBOARD_FILTER_BAD_TIME = (
+    "Ignored {name}={value}: expected a date like 2024-05-31 or a time like 2024-05-31T14:00 UTC."
+)
+DASHBOARD_FILTER_BAD_PAGE = "Ignored page={value}: expected a whole number from 1."
+DASHBOARD_NO_MATCHING_PULLS = "No pull requests match these filters."
+DASHBOARD_NO_MATCHING_JOBS = "No jobs match these filters."
+DASHBOARD_NO_MATCHING_DELIVERIES = "No deliveries match these filters."
+DASHBOARD_NO_DELIVERIES_YET = (
+    "No deliveries yet. Point the GitHub App's webhook at /webhooks/github, or run "
+    "`labbot dev github`."
+)
+DASHBOARD_NO_WORKERS = (
+    "No worker has reported yet. Start one with `labbot worker` (GPU hosts: "
+    "`labbot worker --queues sdg`, `train` or `eval`)."
+)
+DASHBOARD_QUEUE_UNSERVED = "No live worker consumes this queue: its jobs fail at once."
+DASHBOARD_NOTHING_RUNNING = "No job is running."
+DASHBOARD_NO_FAILURES = "No failed jobs or deliveries."
+DASHBOARD_NO_BUILDS = "No build yet."
+DASHBOARD_NO_ARTIFACTS = "No result files to download (yet)."
+DASHBOARD_NO_LOG = "No log yet."
+DASHBOARD_NO_JOBS_YET = "No jobs yet."
+DASHBOARD_NOT_TRIAGED = "Not triaged at this head commit yet."
+DASHBOARD_FINDINGS_CUT = (
+    "Showing the first {shown} of {total} findings; all of them are in the JSON linked above."
+)
+DASHBOARD_KIND_NAMES = {
+    "triage": "Triage",
+    "precheck": "Precheck",
+    "sdg": "Data generation",
+    "train": "Training",
+    "bench": "Evaluation",
+    "build": "The build",
+}
+DASHBOARD_CONCLUSIONS = {"success": "passed", "neutral": "inconclusive", "failure": "a regression"}
+# "What is blocking": one sentence per pull request, derived from its state (pulls page).
+BLOCKING_MERGED = "Merged {date}; nothing is left to do here."
+BLOCKING_CLOSED = "Closed without merging; nothing runs on it."
+BLOCKING_DRAFT = (
+    "A draft: its author needs to mark it ready for review; labbot runs nothing on drafts."
+)
+BLOCKING_TRIAGE_RUNNING = "Triage of commit {sha} is under way."
+BLOCKING_TRIAGE_FAILED = (
+    "Triage could not run on commit {sha}; comment `/lab retest` to run it again."
+)
+BLOCKING_NOT_TRIAGED = (
+    "Commit {sha} has not been triaged yet; comment `/lab retest` if it does not start."
+)
+BLOCKING_TRIAGE_ERRORS = (
+    "Triage found {errors} error(s) at commit {sha}: its author needs to fix them and push."
+)
+BLOCKING_OK_TO_TEST = (
+    "Waiting for a triager to review commit {sha} and comment `/lab ok-to-test`: its author "
+    "is not yet trusted here."
+)
+BLOCKING_TRIAGE_PASSED = (
+    "Triage passed: waiting for a triager to add `{label}` or comment `/lab generate`."
+)
+BLOCKING_JOB_QUEUED = "{kind} is queued for the `{queue}` workers."
+BLOCKING_JOB_RUNNING = "{kind} is running{progress}."
+BLOCKING_JOB_FAILED = "{kind} failed on commit {sha}; a triager can run it again with `{command}`."
+BLOCKING_JOB_CANCELLED = (
+    "{kind} was stopped on commit {sha}; a triager can start it again with `{command}`."
+)
+BLOCKING_PRECHECK_READY = (
+    "The precheck answers are ready: waiting for a triager to add `{label}` or comment "
+    "`/lab generate`."
+)
+BLOCKING_DATA_READY = (
+    "Synthetic data is ready: waiting for a triager to add `{label}` or comment `/lab train`."
+)
+BLOCKING_TRAINED = "Trained, not evaluated yet: a triager can comment `/lab bench`."
+BLOCKING_RESULTS_READY = (
+    "Evaluation results are ready{conclusion}: waiting for a maintainer's review."
+)

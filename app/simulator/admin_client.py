@@ -373,6 +373,40 @@ class SimulatorAdmin:
         expired: int = self._call("POST", "/tokens/expire")["expired"]
         return expired
 
+    # -- the OAuth web flow -----------------------------------------------------------------
+
+    def register_oauth_app(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        name: str = "labbot",
+        callback_url: str | None = None,
+    ) -> None:
+        """Register an application for `/login/oauth/...` (without `callback_url` any
+        redirect_uri is accepted)."""
+        body = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "name": name,
+            "callback_url": callback_url,
+        }
+        self._call("POST", "/oauth/apps", body)
+
+    def sign_in(self, user: str | None) -> None:
+        """Who the browser is signed in as on the simulator: `/login/oauth/authorize` then
+        redirects back at once. None: the authorize page shows a button per known user."""
+        self._call("PUT", "/oauth/signed-in", {"user": user})
+
+    def expire_oauth_codes(self) -> int:
+        expired: int = self._call("POST", "/oauth/codes/expire")["expired"]
+        return expired
+
+    def oauth_tokens(self) -> list[dict[str, Any]]:
+        """User tokens minted (login, client_id, scopes; never the token)."""
+        result: list[dict[str, Any]] = self._call("GET", "/oauth/tokens")
+        return result
+
     # -- introspection ----------------------------------------------------------------------
 
     def requests(

@@ -1,5 +1,6 @@
 """Credentials as GitHub checks them: the App's JWT (RS256) for `/app*` endpoints, installation
-access tokens minted by the simulator, or a configured plain token for everything else."""
+access tokens minted by the simulator, user tokens minted by the OAuth web flow
+(`routes_oauth.py`), or a configured plain token for everything else."""
 
 from __future__ import annotations
 
@@ -57,6 +58,14 @@ def authenticate(state: SimulatorState, authorization: str | None, needs: AuthKi
             permissions=token.permissions,
             repos=repos,
             rate_key=f"installation:{inst.id}",
+        )
+    user_token = state.user_tokens.get(credential)
+    if user_token is not None:
+        return Caller(
+            "user",
+            user_token.login,
+            rate_key=f"user:{user_token.login.lower()}",
+            scopes=user_token.scopes,
         )
     if state.config.plain_token and credential == state.config.plain_token:
         return Caller("user", state.config.plain_token_user, rate_key="plain")

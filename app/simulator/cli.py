@@ -11,7 +11,7 @@ import uvicorn
 
 from app.config import DEVELOPMENT_WEBHOOK_SECRET
 from app.simulator import demo
-from app.simulator.models import AppConfig, SimConfig
+from app.simulator.models import AppConfig, OAuthApp, SimConfig
 from app.simulator.server import OPENAPI_ENV, create_app
 from app.simulator.state import SimulatorState
 
@@ -22,6 +22,9 @@ Point labbot at it:
   LABBOT_GITHUB_API_URL=http://127.0.0.1:9100
   LABBOT_GITHUB_APP_ID=<--app-id>  (and the App's private key), or
   LABBOT_GITHUB_TOKEN=<--plain-token>
+  Dashboard sign-in (with --oauth-client-id/--oauth-client-secret):
+  LABBOT_GITHUB_WEB_URL=http://127.0.0.1:9100
+  LABBOT_GITHUB_OAUTH_CLIENT_ID=<id>  LABBOT_GITHUB_OAUTH_CLIENT_SECRET=<secret>
 
 \b
 Then act as people on GitHub through the admin API (JSON, no auth), e.g.:
@@ -69,6 +72,16 @@ The admin API is described at http://127.0.0.1:9100/_sim/docs.
     "--plain-token", help="Also accept this token (plain token mode: full access as one user)."
 )
 @click.option(
+    "--oauth-client-id",
+    help="Register an application for the OAuth web flow (/login/oauth/...) with this id.",
+)
+@click.option(
+    "--oauth-client-secret",
+    envvar="LABBOT_SIM_OAUTH_CLIENT_SECRET",
+    show_envvar=True,
+    help="Its client secret.",
+)
+@click.option(
     "--seed-demo",
     is_flag=True,
     help=f"Create {demo.DEMO_ORG}/{demo.DEMO_REPO} with teams and the App installed.",
@@ -96,6 +109,8 @@ def github(
     app_slug: str,
     app_public_key_file: Path | None,
     plain_token: str | None,
+    oauth_client_id: str | None,
+    oauth_client_secret: str | None,
     seed_demo: bool,
     openapi_path: Path | None,
     log_level: str,
@@ -112,12 +127,18 @@ def github(
     app_config = AppConfig(id=app_id, slug=app_slug, name=app_slug)
     if app_public_key_file is not None:
         app_config.public_key_pem = app_public_key_file.read_text()
+    if bool(oauth_client_id) != bool(oauth_client_secret):
+        raise click.UsageError("--oauth-client-id and --oauth-client-secret go together.")
+    oauth_apps = {}
+    if oauth_client_id and oauth_client_secret:
+        oauth_apps[oauth_client_id] = OAuthApp(oauth_client_id, oauth_client_secret, app_slug)
     state = SimulatorState(
         SimConfig(
             webhook_url=webhook_url or None,
             webhook_secret=webhook_secret,
             app=app_config,
             plain_token=plain_token,
+            oauth_apps=oauth_apps,
         )
     )
     app = create_app(state, openapi_path=openapi_path)

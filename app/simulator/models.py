@@ -185,6 +185,40 @@ class Token:
 
 
 @dataclass
+class OAuthApp:
+    """An application that signs people in with GitHub's OAuth web flow (an OAuth app, or a
+    GitHub App's client id and secret)."""
+
+    client_id: str
+    client_secret: str
+    name: str = "labbot"
+    callback_url: str | None = None  # None: any redirect_uri is accepted (a simulator leniency)
+
+
+@dataclass
+class OAuthCode:
+    """A code handed to the browser on authorization: single use, short-lived."""
+
+    code: str
+    client_id: str
+    login: str
+    redirect_uri: str
+    scope: str
+    expires_at: datetime
+
+
+@dataclass
+class UserToken:
+    """A user access token minted for an OAuth app (`gho_...`): acts as the user."""
+
+    value: str
+    login: str
+    client_id: str
+    scopes: frozenset[str]
+    created_at: datetime
+
+
+@dataclass
 class AppConfig:
     id: int = 1
     slug: str = "labbot"
@@ -211,6 +245,8 @@ class SimConfig:
     # GitHub also tells the App about what the App did itself (its labels, comments, check runs).
     send_bot_events: bool = True
     html_url: str = "https://github.com"
+    # OAuth apps by client id (the web flow at /login/oauth/...); they survive a reset.
+    oauth_apps: dict[str, OAuthApp] = field(default_factory=dict)
 
 
 @dataclass

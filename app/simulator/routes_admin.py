@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.simulator.errors import ApiError
-from app.simulator.models import AppConfig, DeliveryRecord, Fault, Issue, Repo, iso
+from app.simulator.models import AppConfig, DeliveryRecord, Fault, Issue, OAuthApp, Repo, iso
 from app.simulator.render import Renderer, Urls
 from app.simulator.state import FileChangeSpec, SimulatorState
 from app.simulator.webhooks import Events, WebhookSender
@@ -115,6 +115,17 @@ class RoleBody(_Body):
 
 class TeamMemberBody(_Body):
     role: Literal["member", "maintainer"] = "member"
+
+
+class OAuthAppBody(_Body):
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1)
+    name: str = "labbot"
+    callback_url: str | None = None  # None: any redirect_uri is accepted
+
+
+class SignedInBody(_Body):
+    user: str | None  # None: nobody; the authorize page asks
 
 
 class FaultBody(_Body):
@@ -487,6 +498,52 @@ def admin_router(state: SimulatorState, sender: WebhookSender) -> APIRouter:
     def expire_tokens() -> dict[str, Any]:
         with state.lock:
             return {"expired": state.expire_tokens()}
+
+    # -- the OAuth web flow (github.com/login/oauth/...) -------------------------------------
+
+    @router.post("/oauth/apps", status_code=201)
+    def register_oauth_app(body: OAuthAppBody) -> dict[str, Any]:
+        """Register an application that signs people in (its secret is never shown again)."""
+        with state.lock:
+            registered = state.register_oauth_app(
+                OAuthApp(body.client_id, body.client_secret, body.name, body.callback_url)
+            )
+        return {
+            "client_id": registered.client_id,
+            "name": registered.name,
+            "callback_url": registered.callback_url,
+        }
+
+    @router.put("/oauth/signed-in")
+    def set_signed_in(body: SignedInBody) -> dict[str, Any]:
+        """Who is signed in on "github.com" in the browser: the authorize page then redirects
+        at once, as GitHub does for an app already authorized. None: the page asks."""
+        with state.lock:
+            if body.user is not None:
+                account = state.account(body.user)
+                if account.type != "User":
+                    raise HTTPException(422, f"{body.user} is not a person's account")
+            state.signed_in = body.user
+        return {"user": body.user}
+
+    @router.post("/oauth/codes/expire")
+    def expire_oauth_codes() -> dict[str, Any]:
+        with state.lock:
+            return {"expired": state.expire_oauth_codes()}
+
+    @router.get("/oauth/tokens")
+    def list_user_tokens() -> list[dict[str, Any]]:
+        """User tokens minted so far (who and for which app; never the token itself)."""
+        with state.lock:
+            return [
+                {
+                    "login": t.login,
+                    "client_id": t.client_id,
+                    "scopes": sorted(t.scopes),
+                    "created_at": iso(t.created_at),
+                }
+                for t in state.user_tokens.values()
+            ]
 
     # -- introspection ----------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The local GitHub simulator as a FastAPI application.
 
-`/_sim/...` is the admin API; every other path is api.github.com, checked against GitHub's OpenAPI
-description before it is served from the in-memory state.
+`/_sim/...` is the admin API; `/login/oauth/...` is github.com's OAuth web flow (not part of the
+REST API's OpenAPI description); every other path is api.github.com, checked against GitHub's
+OpenAPI description before it is served from the in-memory state.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from app.simulator.errors import ApiError
 from app.simulator.openapi import DEFAULT_OPENAPI_PATH, OpenAPISpec
 from app.simulator.routes_admin import admin_router, error_handler
+from app.simulator.routes_oauth import oauth_router
 from app.simulator.routes_rest import RestPipeline, rest_router
 from app.simulator.state import SimulatorState
 from app.simulator.webhooks import WebhookSender
@@ -59,5 +61,7 @@ def create_app(
     app.state.sim_spec = spec
     app.add_exception_handler(ApiError, error_handler)
     app.include_router(admin_router(state, sender))
+    # github.com's sign-in pages: before the REST catch-all, and outside its OpenAPI checks.
+    app.include_router(oauth_router(state))
     app.include_router(rest_router(pipeline))  # last: it catches every other path
     return app

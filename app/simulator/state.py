@@ -40,6 +40,8 @@ from app.simulator.models import (
     Installation,
     Issue,
     Label,
+    OAuthApp,
+    OAuthCode,
     PullData,
     RateBucket,
     Reaction,
@@ -48,6 +50,7 @@ from app.simulator.models import (
     SimConfig,
     Team,
     Token,
+    UserToken,
     utcnow,
 )
 
@@ -58,6 +61,7 @@ FileChangeSpec = str | dict[str, str] | None
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_LIFETIME = timedelta(hours=1)
+OAUTH_CODE_LIFETIME = timedelta(minutes=10)  # GitHub's codes expire after ten minutes
 # Ids per kind of object start in separate ranges, so that passing one kind for another shows.
 _ID_STARTS = {
     "account": 1000,
@@ -75,6 +79,14 @@ _ID_STARTS = {
 }
 
 
+class OAuthError(Exception):
+    """A token request GitHub refuses; `code` is GitHub's `error` value."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who a REST request acts as."""
@@ -85,6 +97,7 @@ class Caller:
     permissions: Mapping[str, str] | None = None  # None: not limited (plain token)
     repos: frozenset[str] | None = None  # None: every repository the credential reaches
     rate_key: str = ""
+    scopes: frozenset[str] | None = None  # an OAuth user token's scopes; None: not one
 
 
 class SimulatorState:
@@ -111,6 +124,11 @@ class SimulatorState:
             self.rate: dict[str, RateBucket] = {}
             self._ids: dict[str, Iterator[int]] = {}
             self._diffs: dict[tuple[str, str], list[FileChange]] = {}
+            # The OAuth web flow: codes handed out, user tokens minted, and who is signed in
+            # on "github.com" in the browser (None: the authorize page asks).
+            self.oauth_codes: dict[str, OAuthCode] = {}
+            self.user_tokens: dict[str, UserToken] = {}
+            self.signed_in: str | None = None
 
     def next_id(self, kind: str) -> int:
         counter = self._ids.get(kind)
@@ -533,6 +551,46 @@ class SimulatorState:
         for token in self.tokens.values():
             token.expires_at = min(token.expires_at, now)
         return len(self.tokens)
+
+    # -- the OAuth web flow -----------------------------------------------------------------
+
+    def register_oauth_app(self, oauth_app: OAuthApp) -> OAuthApp:
+        self.config.oauth_apps[oauth_app.client_id] = oauth_app
+        return oauth_app
+
+    def issue_oauth_code(
+        self, oauth_app: OAuthApp, login: str, redirect_uri: str, scope: str
+    ) -> OAuthCode:
+        self.account(login)
+        code = OAuthCode(
+            secrets.token_hex(10),
+            oauth_app.client_id,
+            login,
+            redirect_uri,
+            scope,
+            utcnow() + OAUTH_CODE_LIFETIME,
+        )
+        self.oauth_codes[code.code] = code
+        return code
+
+    def redeem_oauth_code(self, client_id: str, code: str, redirect_uri: str | None) -> UserToken:
+        """A user token for a code, once; raises OAuthError with GitHub's error code."""
+        found = self.oauth_codes.pop(code, None)  # single use, whatever happens next
+        if found is None or found.client_id != client_id or found.expires_at <= utcnow():
+            raise OAuthError("bad_verification_code")
+        if redirect_uri and redirect_uri != found.redirect_uri:
+            raise OAuthError("redirect_uri_mismatch")
+        value = "gho_" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(36))
+        scopes = frozenset(s for s in found.scope.replace(",", " ").split() if s)
+        token = UserToken(value, found.login, client_id, scopes, utcnow())
+        self.user_tokens[value] = token
+        return token
+
+    def expire_oauth_codes(self) -> int:
+        past = utcnow() - timedelta(seconds=1)
+        for code in self.oauth_codes.values():
+            code.expires_at = min(code.expires_at, past)
+        return len(self.oauth_codes)
 
     # -- logs -------------------------------------------------------------------------------
 

@@ -7,10 +7,12 @@ import json
 from typing import Any
 
 from app.simulator.errors import ApiError, not_found
-from app.simulator.models import DeliveryRecord, Installation, iso
+from app.simulator.models import Account, DeliveryRecord, Installation, Team, iso
 from app.simulator.render import JsonObj
 from app.simulator.rest.context import MAX_PER_PAGE, Context, RestResponse, handles, json_body
 
+# The OAuth scopes that reach an organization's teams (GitHub's docs for the team endpoints).
+ORG_READ_SCOPES = frozenset({"read:org", "write:org", "admin:org"})
 _NOT_ACCESSIBLE = (
     "There is at least one repository that does not exist or is not accessible to the parent "
     "installation."
@@ -258,9 +260,14 @@ def check_org_membership(ctx: Context) -> RestResponse:
 @handles("teams/get-by-name", need=("members", "read"))
 def get_team(ctx: Context) -> RestResponse:
     org = ctx.state.org(ctx.params["org"])
+    _check_user_sees_org(ctx, org)
     team = org.teams.get(ctx.params["team_slug"].lower())
     if team is None:
         raise not_found()
+    return RestResponse(200, _team_full(ctx, org, team))
+
+
+def _team_full(ctx: Context, org: Account, team: Team) -> JsonObj:
     out = ctx.render.team(org, team)
     out.update(
         members_count=len(team.members),
@@ -269,12 +276,51 @@ def get_team(ctx: Context) -> RestResponse:
         updated_at="2020-01-01T00:00:00Z",
         organization=ctx.render.organization_full(org),
     )
-    return RestResponse(200, out)
+    return out
+
+
+def _check_org_scope(ctx: Context, accepted: frozenset[str] = ORG_READ_SCOPES) -> None:
+    """OAuth user tokens reach organization data only with one of these scopes."""
+    scopes = ctx.caller.scopes
+    if scopes is not None and not scopes & accepted:
+        raise ApiError(
+            403,
+            f"Resource not accessible by OAuth token: it needs one of the scopes "
+            f"{', '.join(sorted(accepted))}",
+            headers={"X-Accepted-OAuth-Scopes": ", ".join(sorted(accepted))},
+        )
+
+
+def _check_user_sees_org(ctx: Context, org: Account) -> None:
+    """A signed-in user (OAuth token) sees an organization's teams only as its member."""
+    if ctx.caller.scopes is None:
+        return
+    _check_org_scope(ctx)
+    if ctx.caller.login.lower() not in org.members:
+        raise not_found()
+
+
+@handles("teams/list-for-authenticated-user")
+def list_teams_of_user(ctx: Context) -> RestResponse:
+    """The signed-in user's teams, in every organization (user tokens only)."""
+    if ctx.caller.kind != "user":
+        raise ApiError(403, "Resource not accessible by integration")
+    _check_org_scope(ctx, ORG_READ_SCOPES | {"user", "repo"})
+    login = ctx.caller.login.lower()
+    found = [
+        (org, team)
+        for org in sorted(ctx.state.accounts.values(), key=lambda a: a.id)
+        if org.type == "Organization"
+        for team in sorted(org.teams.values(), key=lambda t: t.id)
+        if login in team.members
+    ]
+    return ctx.page(found, lambda pair: _team_full(ctx, *pair))
 
 
 @handles("teams/get-membership-for-user-in-org", need=("members", "read"))
 def get_team_membership(ctx: Context) -> RestResponse:
     org = ctx.state.org(ctx.params["org"])
+    _check_user_sees_org(ctx, org)
     team = org.teams.get(ctx.params["team_slug"].lower())
     login = ctx.params["username"]
     if team is None or login.lower() not in team.members:
@@ -286,6 +332,7 @@ def get_team_membership(ctx: Context) -> RestResponse:
 @handles("teams/list-members-in-org", need=("members", "read"))
 def list_team_members(ctx: Context) -> RestResponse:
     org = ctx.state.org(ctx.params["org"])
+    _check_user_sees_org(ctx, org)
     team = org.teams.get(ctx.params["team_slug"].lower())
     if team is None:
         raise not_found()
