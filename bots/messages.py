@@ -388,7 +388,6 @@ ACTION_DELIVERY_NO_BODY = "Delivery {guid} has no stored body to process again."
 ACTION_BUILD_BAD_REPOSITORY = "Name the repository as owner/name."
 ACTION_BUILD_STARTED = "Build {name} started with {pulls} merged pull request(s)."
 ACTION_BUILD_NO_WORKER = "Build {name} failed at once: no worker serves the train queue."
-ACTION_BUILDS_UNAVAILABLE = "Builds are not available in this labbot."
 
 # --- Dashboard pages (app/dashboard: overview, pull requests, jobs, deliveries) ------------
 DASHBOARD_FILTER_UNKNOWN = "Ignored {name}={value}: expected one of {choices}."

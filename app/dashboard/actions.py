@@ -15,6 +15,8 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from app import deliveries
+from app.builds import BuildError
+from app.builds import start_build as start
 from app.config import get_settings
 from app.dashboard.auth import (
     Refused,
@@ -243,11 +245,6 @@ async def start_build(request: Request, viewer: Maintainer) -> RedirectResponse:
 def _start_build(repository: str, viewer: Viewer) -> tuple[str, str]:
     if not _REPOSITORY.fullmatch(repository):
         return messages.ACTION_BUILD_BAD_REPOSITORY, "error"
-    try:
-        from app.builds import BuildError
-        from app.builds import start_build as start
-    except ImportError:
-        return messages.ACTION_BUILDS_UNAVAILABLE, "error"
     try:
         with session_scope() as session:
             started = start(session, repository, trigger=f"dashboard:{viewer.login}")

@@ -301,7 +301,17 @@ def builds_page(request: Request) -> HTMLResponse:
     page = list_builds(paging(request.query_params, problems))
     charts = [_svg(t, top) for t, (_, _, top) in zip(trends(), TRENDS, strict=True)]
     took = {b.id: seconds_between(b.started_at, b.finished_at) for b in page.builds}
-    context = {"page": page, "charts": charts, "problems": problems, "took": took}
+    with get_engine().connect() as conn:
+        repositories = conn.scalars(
+            select(Repository.full_name).where(~Repository.removed).order_by(Repository.full_name)
+        ).all()
+    context = {
+        "page": page,
+        "charts": charts,
+        "problems": problems,
+        "took": took,
+        "repositories": repositories,
+    }
     return templates.TemplateResponse(request, "builds.html", context)
 
 
