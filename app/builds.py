@@ -236,7 +236,8 @@ def finish_build(job_id: int) -> None:
 
 
 def fail_unfinished_builds() -> int:
-    """Builds whose job ended without telling them (a crash between the two writes)."""
+    """Builds whose job ended without telling them (the process died between the job's end
+    and the build's): the sweeper brings them in line."""
     with session_scope() as session:
         rows = session.execute(
             select(Build.id, Job.id)

@@ -14,6 +14,7 @@ from starlette.routing import request_response
 from starlette.types import Receive, Scope, Send
 
 from app import api, deliveries, webhooks
+from app.builds import fail_unfinished_builds
 from app.config import get_settings
 from app.dashboard import actions, auth
 from app.dashboard import routes as dashboard
@@ -36,6 +37,7 @@ async def _sweep_forever(interval: float) -> None:
                 deliveries.sweep, settings.sweep_grace_seconds, settings.processing_lease_seconds
             )
             await run_in_threadpool(reconcile_jobs, settings)
+            await run_in_threadpool(fail_unfinished_builds)
         except Exception as exc:  # the database may be briefly away; next round retries
             log.warning("sweeper round failed: %s", type(exc).__name__)
 

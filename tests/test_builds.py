@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.builds import (
     BuildError,
+    fail_unfinished_builds,
     finish_build,
     mark_stage,
     schedule,
@@ -303,3 +304,23 @@ def test_build_pages_and_api(client: Any) -> None:
     schema = client.get("/openapi.json").json()
     for path in ("/api/builds", "/api/builds/{build_id}", "/api/builds/trends"):
         assert "200" in schema["paths"][path]["get"]["responses"]
+
+
+def test_the_sweeper_ends_a_build_whose_job_ended_without_it(
+    backend: Backend, train_worker: None
+) -> None:
+    add_repository()
+    add_pull(1)
+    with session_scope() as session:
+        started = start_build(session, REPO, "cli")
+    mark_stage(started.build_id, "data")
+    with session_scope() as session:  # the job's end, written by a worker that then died
+        job = session.get(Job, started.job_id)
+        assert job is not None
+        job.state, job.error = JobState.failed, "worker lost"
+    assert fail_unfinished_builds() == 1
+    with session_scope() as session:
+        build = session.get(Build, started.build_id)
+        assert build is not None
+        assert (build.state, build.error) == (BuildState.failed, "worker lost")
+    assert fail_unfinished_builds() == 0
