@@ -428,7 +428,7 @@ DASHBOARD_KIND_NAMES = {
 }
 DASHBOARD_CONCLUSIONS = {"success": "passed", "neutral": "inconclusive", "failure": "a regression"}
 # "What is blocking": one sentence per pull request, derived from its state (pulls page).
-BLOCKING_MERGED = "Merged {date}; nothing is left to do here."
+BLOCKING_MERGED = "Merged{date}; nothing is left to do here."
 BLOCKING_CLOSED = "Closed without merging; nothing runs on it."
 BLOCKING_DRAFT = (
     "A draft: its author needs to mark it ready for review; labbot runs nothing on drafts."

@@ -6,8 +6,9 @@ current."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -15,6 +16,7 @@ from app.db.models import (
     BotComment,
     Job,
     JobState,
+    PullRequest,
     RunStatus,
     TriageFinding,
     TriageRun,
@@ -158,6 +160,16 @@ def _record(target: JobTarget, report: TriageReport, check_run_id: int) -> int:
             finished_at=utcnow(),
         )
         session.add(run)
+        # What the PR teaches, for the dashboard's filter; updated_at stays GitHub's time (it
+        # orders the PR's deliveries).
+        session.execute(
+            update(PullRequest)
+            .where(
+                PullRequest.id == target.pull_request_id,
+                PullRequest.head_sha == target.head_sha,
+            )
+            .values(kind=pull_kind(report.kinds), updated_at=PullRequest.updated_at)
+        )
         session.flush()
         for result in report.files:
             for finding in result.findings:
@@ -174,6 +186,14 @@ def _record(target: JobTarget, report: TriageReport, check_run_id: int) -> int:
                     )
                 )
         return run.id
+
+
+def pull_kind(kinds: Iterable[str]) -> str:
+    """What a PR's taxonomy files teach: knowledge, skill, mixed (both), or none."""
+    found = set(kinds)
+    if len(found) > 1:
+        return "mixed"
+    return next(iter(found), "none")
 
 
 def _mark_run(run_id: int, status: RunStatus) -> None:
