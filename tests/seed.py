@@ -133,7 +133,7 @@ STAGES = {
     JobKind.sdg: ("fetching documents", "generating knowledge", "generating skills", "dataset"),
     JobKind.train: ("preparing data", "phase 1", "phase 2", "saving the model"),
     JobKind.bench: ("serving the models", "answering", "judging", "posting the results"),
-    JobKind.build: ("data", "train", "eval"),
+    JobKind.build: ("data", "train", "evaluate"),
 }
 DURATION_S = {  # typical run time per kind: (low, high)
     JobKind.triage: (0.4, 6.0),
@@ -775,13 +775,17 @@ def _builds(
         if state is BuildState.succeeded:
             for key, step in (("guard", 0.08), ("leaves", 0.12), ("mmlu", 0.006)):
                 scores[key] = round(scores[key] + rng.uniform(-step, 2 * step), 3)
+            # The keys the build job writes (workers/eval/stage.py headline()).
             build_scores = {
-                "guard": round(scores["guard"], 2),
-                "leaves": round(scores["leaves"], 2),
-                "mmlu": round(scores["mmlu"], 3),
+                "guard_base": round(scores["guard"] - 0.1, 2),
+                "guard_trained": round(scores["guard"], 2),
+                "base_mean": round(scores["leaves"] - 0.8, 2),
+                "trained_mean": round(scores["leaves"], 2),
+                "mmlu_base": round(scores["mmlu"] - 0.05, 3),
+                "mmlu_trained": round(scores["mmlu"], 3),
             }
         elif state is BuildState.failed and rng.random() < 0.5:
-            build_scores = {"guard": round(scores["guard"] - 0.9, 2)}
+            build_scores = {"guard_trained": round(scores["guard"] - 0.9, 2)}
         output = f"s3://labbot-models/builds/{name}" if state is BuildState.succeeded else None
         trigger = rng.choice(["schedule", "schedule", "schedule", "cli", "dashboard:mkrause"])
         build_id = conn.execute(
@@ -876,7 +880,7 @@ def _build_stages(
         BuildState.failed: rng.choice([1, 2, 3]),
         BuildState.cancelled: rng.choice([1, 2]),
     }[state]
-    lengths = {"data": (1800, 7200), "train": (5 * 3600, 16 * 3600), "eval": (1800, 3 * 3600)}
+    lengths = {"data": (1800, 7200), "train": (5 * 3600, 16 * 3600), "evaluate": (1800, 3 * 3600)}
     stages: list[dict[str, Any]] = []
     at = started
     for position, name in enumerate(STAGES[JobKind.build][:reach], start=1):
