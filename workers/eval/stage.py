@@ -132,8 +132,6 @@ def compare_models(
     settings = run.settings
     out.mkdir(parents=True, exist_ok=True)
     asked = [*questions, *guard]
-    out = run.artifacts / BENCH_DIR
-    out.mkdir(parents=True, exist_ok=True)
 
     answers: dict[str, list[Answer]] = {}
     chosen: dict[str, dict[str, list[int | None]]] = {}
