@@ -4,6 +4,7 @@ builds as server-side SVG charts; the same data as JSON under /api/builds."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -11,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from app.artifacts import read_artifact
+from app.artifacts import artifact_store, read_artifact
 from app.config import get_settings
 from app.dashboard.common import Paging, Problems, not_found, paging, seconds_between
 from app.dashboard.schemas import PageInfo, aware
@@ -292,6 +293,18 @@ def _bench_results(job: BuildJob) -> BenchResults | None:
         return None
 
 
+def _present_artifacts(job: BuildJob) -> list[str]:
+    """The build's result files its job actually wrote (a failed build has no eval/)."""
+    if job.artifacts_path and Path(job.artifacts_path).is_dir():
+        root = Path(job.artifacts_path)
+        return [name for name in BUILD_ARTIFACTS if (root / name).is_file()]
+    try:
+        stored = set(artifact_store(get_settings()).names(job.id))
+    except Exception:  # the store is away: link nothing rather than dead links
+        return []
+    return [name for name in BUILD_ARTIFACTS if name in stored]
+
+
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -328,7 +341,7 @@ def build_page(request: Request, build_id: int) -> Response:
         "bench": bench,
         "bench_job": build.job,
         "anchor": anchor,
-        "artifacts": BUILD_ARTIFACTS,
+        "artifacts": _present_artifacts(build.job) if build.job else [],
         "skipped": (build.job.result or {}).get("skipped", []) if build.job else [],
     }
     return templates.TemplateResponse(request, "build.html", context)

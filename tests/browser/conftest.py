@@ -16,6 +16,15 @@
   test-artifacts/screenshots/<name>.png in the repository (kept after the run; "/" in the name
   makes folders). A failed test's page is saved under screenshots/failures/.
 - ``dashboard_http``: an httpx client on the server, for the JSON API.
+- ``dashboard_db`` (session): a SQLAlchemy engine on the dashboard's database, for tests that
+  change rows behind the server's back (live updates) or check what an action did.
+- Sign-in: the server's GitHub is the in-process simulator (``github_sim``, session), with an
+  OAuth app and a maintainers' team set up by the ``github_sign_in`` fixture (``MAINTAINER`` is
+  in ``MAINTAINERS_TEAM``, ``OUTSIDER`` only in the organization). ``sign_in(page, github,
+  login)`` goes through the web flow as a person does: the header's "Sign in with GitHub" link,
+  then the simulator's "Sign in as <login>" button.
+- The broker is a Redis database of the browser tests' own (``BROWSER_REDIS_URL``, emptied at
+  the end): what the maintainers' actions publish never reaches other tests' workers.
 
 Every test under tests/browser gets the ``browser`` marker (``-m "not browser"`` leaves them
 out).
@@ -23,6 +32,7 @@ out).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -34,6 +44,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import redis
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -42,12 +53,16 @@ from playwright.sync_api import (
     Playwright,
     Request,
     Response,
+    expect,
     sync_playwright,
 )
 from playwright.sync_api import Error as PlaywrightError
+from sqlalchemy import Engine, create_engine
 
 from app.cli import die_with_parent
 from app.db.migrate import upgrade
+from app.simulator.admin_client import SimulatorAdmin
+from bots import messages
 from tests.conftest import (
     POSTGRES_ADMIN_URL,
     REPO_ROOT,
@@ -56,7 +71,8 @@ from tests.conftest import (
     free_port,
     wait_http_ok,
 )
-from tests.seed import Seeded, create_database, drop_database, seed
+from tests.fixtures.simulator import RunningSimulator
+from tests.seed import ORG, Seeded, create_database, drop_database, seed
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = Path(os.environ.get("LABBOT_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -73,6 +89,16 @@ SEED_PULLS, SEED_JOBS, SEED_BUILDS = 30, 200, 5  # plus one build job per build
 VIEWPORT = {"width": 1280, "height": 800}
 DEFAULT_TIMEOUT_MS = 10_000
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+# A Redis database no other test uses (the rest use /15, the benchmarks /11 to /14).
+BROWSER_REDIS_URL = os.environ.get("LABBOT_TEST_BROWSER_REDIS", "redis://127.0.0.1:6379/10")
+
+# GitHub sign-in on the simulator.
+OAUTH_CLIENT_ID = "Iv1.browsertests0001"
+OAUTH_CLIENT_SECRET = "browser-tests-oauth-client-secret-9d2e41"
+SESSION_SECRET = "browser-tests-session-secret-" + "5a" * 20
+MAINTAINERS_TEAM = "taxonomy-maintainers"
+MAINTAINER = "mia-maintainer"  # a member of ORG/MAINTAINERS_TEAM
+OUTSIDER = "otto-outsider"  # a member of ORG, not of the team
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -112,17 +138,45 @@ class Dashboard:
 
 
 @pytest.fixture(scope="session")
-def dashboard_env() -> dict[str, str]:
-    """Settings added to the dashboard server's environment (override with session scope)."""
-    return {}
+def dashboard_env(github_sim: RunningSimulator) -> dict[str, str]:
+    """Settings added to the dashboard server's environment (override with session scope).
+    By default: GitHub is the simulator, with sign-in through its OAuth web flow."""
+    return {
+        "LABBOT_GITHUB_API_URL": github_sim.api_url,
+        "LABBOT_GITHUB_WEB_URL": github_sim.base_url,
+        "LABBOT_GITHUB_OAUTH_CLIENT_ID": OAUTH_CLIENT_ID,
+        "LABBOT_GITHUB_OAUTH_CLIENT_SECRET": OAUTH_CLIENT_SECRET,
+        "LABBOT_SESSION_SECRET": SESSION_SECRET,
+        "LABBOT_MAINTAINER_TEAMS": json.dumps([f"{ORG}/{MAINTAINERS_TEAM}"]),
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_broker_url() -> Iterator[str]:
+    """The dashboard's broker: a Redis database of its own, emptied when the session ends."""
+    client = redis.Redis.from_url(BROWSER_REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is required at {BROWSER_REDIS_URL}: {exc}")
+    try:
+        yield BROWSER_REDIS_URL
+    finally:
+        try:
+            client.flushdb()
+        except redis.RedisError:
+            pass
+        client.close()
 
 
 @pytest.fixture(scope="session")
 def dashboard(
-    tmp_path_factory: pytest.TempPathFactory, redis_url: str, dashboard_env: dict[str, str]
+    tmp_path_factory: pytest.TempPathFactory,
+    browser_broker_url: str,
+    dashboard_env: dict[str, str],
 ) -> Iterator[Dashboard]:
     """A real `labbot serve` (PostgreSQL + Redis, one uvicorn process, no worker) on a database
-    of its own, seeded with tests/seed.py (SEED_PULLS, SEED_JOBS, SEED_BUILDS)."""
+    (and a broker) of its own, seeded with tests/seed.py (SEED_PULLS, SEED_JOBS, SEED_BUILDS)."""
     try:
         name, database_url = create_database(POSTGRES_ADMIN_URL, "labbot_browser")
     except psycopg.OperationalError as exc:
@@ -141,7 +195,7 @@ def dashboard(
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         env = {
-            **backend_env("postgres", database_url, redis_url, work),
+            **backend_env("postgres", database_url, browser_broker_url, work),
             "LABBOT_ARTIFACTS_DIR": str(artifacts),
             "LABBOT_PUBLIC_URL": base_url,
             # No housekeeping during the tests: the seeded queued and running jobs and the
@@ -181,6 +235,76 @@ def _start_api(args: list[str], env: dict[str, str], log: Path) -> Process:
 def dashboard_http(dashboard: Dashboard) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=dashboard.base_url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def dashboard_db(dashboard: Dashboard) -> Iterator[Engine]:
+    """The dashboard's database, for changing rows behind the server's back."""
+    engine = create_engine(dashboard.database_url, pool_size=2)
+    yield engine
+    engine.dispose()
+
+
+# --- sign-in with GitHub (the simulator) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GitHubSignIn:
+    """The simulator the dashboard signs people in with."""
+
+    admin: SimulatorAdmin
+    web_url: str
+    maintainer: str = MAINTAINER
+    outsider: str = OUTSIDER
+
+
+@pytest.fixture(scope="session")
+def _simulator_admin(github_sim: RunningSimulator) -> Iterator[SimulatorAdmin]:
+    admin = SimulatorAdmin(github_sim.base_url)
+    admin.reset()
+    yield admin
+    admin.close()
+
+
+@pytest.fixture
+def github_sign_in(
+    _simulator_admin: SimulatorAdmin,
+    github_sim: RunningSimulator,
+    dashboard: Dashboard,
+    page_problems: PageProblems,
+) -> GitHubSignIn:
+    """The dashboard's OAuth app, a maintainer and an outsider on the simulator (set up again
+    for each test: another test's ``sim`` fixture may have reset the simulator), and nobody
+    signed in there, so its authorize page asks who you are."""
+    # The simulator's authorize page names no icon: Chromium asks for /favicon.ico there.
+    page_problems.allow(rf"\b404\b.*{re.escape(github_sim.base_url)}/favicon\.ico\b")
+    admin = _simulator_admin
+    admin.register_oauth_app(
+        OAUTH_CLIENT_ID,
+        OAUTH_CLIENT_SECRET,
+        name="labbot dashboard",
+        callback_url=dashboard.url("/auth/callback"),
+    )
+    admin.add_team_member(ORG, MAINTAINERS_TEAM, MAINTAINER)
+    admin.add_org_member(ORG, OUTSIDER)
+    admin.sign_in(None)
+    return GitHubSignIn(admin, github_sim.base_url)
+
+
+def sign_in(page: Page, github: GitHubSignIn, login: str, *, chooser: str | None = None) -> None:
+    """Sign in from the page that is open, as a person does: the header's sign-in link, the
+    simulator's "Sign in as <login>" button, back to the same page. ``chooser``: a screenshot
+    name for the simulator's page."""
+    back = page.url
+    page.get_by_role("link", name=messages.DASHBOARD_SIGN_IN).click()
+    page.wait_for_url(lambda url: url.startswith(f"{github.web_url}/login/oauth/authorize?"))
+    button = page.get_by_role("button", name=f"Sign in as {login}", exact=True)
+    expect(button).to_be_visible()
+    if chooser:
+        screenshot(page, chooser)
+    button.click()
+    page.wait_for_url(lambda url: url == back)
+    expect(page.locator(".session-login")).to_have_text(login)
 
 
 # --- the browser ------------------------------------------------------------------------------
