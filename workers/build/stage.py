@@ -165,9 +165,7 @@ def _composition(run: JobRun, build_id: int) -> Composition:
             )
             for row in rows
         ]
-        return Composition(
-            build.name, pulls, previous.name if previous else None, previous_job_id
-        )
+        return Composition(build.name, pulls, previous.name if previous else None, previous_job_id)
 
 
 def _collect_data(run: JobRun, build: Composition) -> tuple[Path, list[Changed], list[str]]:
@@ -279,4 +277,3 @@ def _previous(run: JobRun, build: Composition) -> tuple[Path | None, Path | None
     present = [path for path in data if path.is_file() and path.stat().st_size]
     replay = _concatenate(present, run.artifacts / "previous-data.jsonl") if present else None
     return model, replay
-
