@@ -18,6 +18,7 @@ from app.builds import fail_unfinished_builds
 from app.config import get_settings
 from app.dashboard import actions, auth
 from app.dashboard import routes as dashboard
+from app.dashboard.common import install_error_pages
 from app.intake import IntakeWriter
 from app.jobs import reconcile_jobs
 from app.logs import configure_logging
@@ -111,4 +112,5 @@ def create_app() -> WebhookFirst:
     # Sign-in, sessions and the maintainers' actions.
     auth.install(app, settings)
     app.include_router(actions.router)
+    install_error_pages(app)
     return WebhookFirst(app)

@@ -284,6 +284,7 @@ PRECHECK_MODEL = "Base model's answer"
 PRECHECK_FOOTER = "Full answers and the log: {job}"
 ARTIFACT_NOT_FOUND = "No such result file for this job."
 PULL_NOT_FOUND = "No such pull request."
+PAGE_NOT_FOUND = "There is no page at this address."
 
 # --- Builds (app/builds.py, workers/build/stage.py) ---------------------------------------
 BUILD_UNKNOWN_REPOSITORY = "No build: labbot does not know the repository {repo}."

@@ -472,7 +472,7 @@ def test_bad_filters_are_ignored_on_pages_with_a_message_and_refused_by_the_api(
         response = client.get(url)
         assert response.status_code == 422, url
         assert "Traceback" not in response.text
-    assert client.get("/jobs/not-a-number").status_code == 422
+    assert client.get("/api/jobs/not-a-number").status_code == 422
 
 
 def seed_ids(client: Any) -> list[int]:
@@ -832,6 +832,9 @@ def test_unknown_pull_requests_and_jobs_get_a_plain_404(client: Any) -> None:
         ("/pulls/org/taxonomy/404", messages.PULL_NOT_FOUND),
         ("/jobs/404404", messages.JOB_NOT_FOUND),
         ("/jobs/404404/artifacts/job.log", messages.JOB_NOT_FOUND),
+        ("/builds/404404", messages.BUILD_NOT_FOUND),
+        ("/no-such-page", messages.PAGE_NOT_FOUND),
+        ("/jobs/not-a-number", messages.PAGE_NOT_FOUND),
     ):
         response = client.get(url)
         assert response.status_code == 404
@@ -842,6 +845,7 @@ def test_unknown_pull_requests_and_jobs_get_a_plain_404(client: Any) -> None:
         ("/api/pulls/org/taxonomy/404", messages.PULL_NOT_FOUND),
         ("/api/jobs/404404", messages.JOB_NOT_FOUND),
         ("/api/jobs/404404/log", messages.JOB_NOT_FOUND),
+        ("/api/no-such-call", "Not Found"),
     ):
         response = client.get(url)
         assert response.status_code == 404

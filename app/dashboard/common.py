@@ -12,11 +12,17 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias
 from urllib.parse import urlencode
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
 from sqlalchemy import Connection, Row, Select
 from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.dashboard.schemas import aware
 from app.dashboard.templating import templates
@@ -145,6 +151,31 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float | Non
 def not_found(request: Request, message: str) -> HTMLResponse:
     """The plain 404 page of the dashboard (the JSON API answers 404 with a detail)."""
     return templates.TemplateResponse(request, "error.html", {"message": message}, status_code=404)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path == "/api" or request.url.path.startswith("/api/")
+
+
+async def _page_not_found(request: Request, exc: Exception) -> Response:
+    """An address no page serves gets the dashboard's 404 page; the JSON API keeps FastAPI's
+    JSON answers (`{"detail": ...}`)."""
+    if isinstance(exc, RequestValidationError):
+        if _is_api(request):
+            return await request_validation_exception_handler(request, exc)
+        # A page's query values are read leniently by the page itself, so what fails here is
+        # the path (/jobs/not-a-number): no such page.
+        return not_found(request, messages.PAGE_NOT_FOUND)
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code != 404 or _is_api(request):
+        return await http_exception_handler(request, exc)
+    said = exc.detail if isinstance(exc.detail, str) and exc.detail != "Not Found" else None
+    return not_found(request, said or messages.PAGE_NOT_FOUND)
+
+
+def install_error_pages(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _page_not_found)
+    app.add_exception_handler(RequestValidationError, _page_not_found)
 
 
 def when(value: datetime | None) -> str:
