@@ -128,6 +128,31 @@ def test_out_of_order_synchronize_does_not_roll_the_head_back(
     assert head == "b" * 40
 
 
+def test_an_opened_handled_after_the_merge_of_the_same_second_does_not_unmerge(
+    service: tuple[str, Process, Process],
+) -> None:
+    # GitHub's times have whole seconds: the opened and closed payloads of a PR merged at once
+    # can carry the same updated_at, and workers may handle them in either order.
+    base_url, _, _ = service
+    opened = json.loads(PR_OPENED)
+    closed = json.loads(PR_OPENED)
+    closed["action"] = "closed"
+    closed["pull_request"].update(
+        state="closed",
+        merged=True,
+        merged_at="2030-01-01T00:00:00Z",
+        closed_at="2030-01-01T00:00:00Z",
+    )
+    for body in (closed, opened):
+        body["pull_request"]["updated_at"] = "2030-01-01T00:00:00Z"
+        guid = str(uuid.uuid4())
+        post(base_url, json.dumps(body).encode(), "pull_request", guid)
+        wait_status(base_url, guid, "processed")
+    with get_engine().connect() as conn:
+        pull = conn.execute(select(PullRequest)).one()
+    assert (pull.state, pull.merged, pull.merged_at is not None) == ("closed", True, True)
+
+
 def test_plain_issue_comment_is_ignored(service: tuple[str, Process, Process]) -> None:
     # Row 19: a comment on an issue (no `issue.pull_request`) is not a PR command.
     base_url, _, _ = service

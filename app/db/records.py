@@ -88,6 +88,11 @@ def upsert_pull_request(
         and _aware(pull.updated_at) > updated_at
     ):
         return pull
+    # GitHub never unmerges a PR, so a payload that shows it unmerged is older than the row.
+    # (Its times have whole seconds: an `opened` handled after the `closed` of the same
+    # second would otherwise pass the check above and undo the merge.)
+    if pull.merged and not data.merged:
+        return pull
     pull.title = data.title[:300]
     pull.author = data.user.login
     pull.author_association = data.author_association

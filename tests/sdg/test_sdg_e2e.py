@@ -250,6 +250,7 @@ def test_labelling_a_pr_generates_its_dataset_or_fails_with_the_counts(
         train_on_the_generated_data(labbot, sim, gh, pull, start_process)
         evaluate_the_trained_model(labbot, gh, pull)
         precheck_the_seed_questions(labbot, sim, gh, pull)
+        build_what_was_merged(labbot, sim, pull, start_process)
 
 
 def train_on_the_generated_data(
