@@ -66,6 +66,24 @@ class JobTarget:
     build_id: int | None = None
 
 
+def latest_succeeded_job(target: JobTarget, kind: JobKind) -> int | None:
+    """The id of the newest job of ``kind`` that succeeded for the target's PR at its head
+    commit: the data a train job trains on, the model a bench job evaluates, the data a build
+    reuses."""
+    with session_scope() as session:
+        return session.scalars(
+            select(Job.id)
+            .where(
+                Job.pull_request_id == target.pull_request_id,
+                Job.kind == kind,
+                Job.head_sha == target.head_sha,
+                Job.state == JobState.succeeded,
+            )
+            .order_by(Job.id.desc())
+            .limit(1)
+        ).first()
+
+
 class JobRun:
     def __init__(self, job: Job, target: JobTarget, settings: Settings, github: GitHubPort):
         self.job = job

@@ -30,7 +30,7 @@ from workers.eval.questions import (
     seed_questions,
 )
 from workers.eval.stage import Model, compare_models, headline
-from workers.harness import JobFailed, JobRun, JobTarget
+from workers.harness import JobFailed, JobRun, JobTarget, latest_succeeded_job
 from workers.sdg.dataset import MCQ_DIR, DatasetError, write_dataset
 from workers.sdg.records import LeafOutput
 from workers.sdg.stage import DATASET_DIR, Changed, changed_leaves, generate
@@ -188,7 +188,7 @@ def _collect_data(run: JobRun, build: Composition) -> tuple[Path, list[Changed],
             )
             continue
         changed += leaves
-        sdg_job_id = _latest_sdg(pull)
+        sdg_job_id = latest_succeeded_job(pull, JobKind.sdg)
         if sdg_job_id is None:
             to_generate.append((view, leaves))
             continue
@@ -202,22 +202,6 @@ def _collect_data(run: JobRun, build: Composition) -> tuple[Path, list[Changed],
     if to_generate:
         datasets.append(_generate(run, to_generate))
     return _merge(datasets, run.artifacts / DATASET_DIR), changed, skipped
-
-
-def _latest_sdg(pull: JobTarget) -> int | None:
-    """The PR's newest successful sdg job at its merged head."""
-    with session_scope() as session:
-        return session.scalars(
-            select(Job.id)
-            .where(
-                Job.pull_request_id == pull.pull_request_id,
-                Job.kind == JobKind.sdg,
-                Job.head_sha == pull.head_sha,
-                Job.state == JobState.succeeded,
-            )
-            .order_by(Job.id.desc())
-            .limit(1)
-        ).first()
 
 
 def _generate(run: JobRun, pending: list[tuple[JobRun, list[Changed]]]) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -21,12 +20,12 @@ from pathlib import Path
 import httpx
 
 from app.config import Settings
+from workers.processes import stop_process_group
 from workers.sdg.teacher import HttpTeacher, open_client
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
-STOP_GRACE_SECONDS = 30.0
 LOG_TAIL_BYTES = 2000
 
 
@@ -93,7 +92,7 @@ def local_server(
         log.info("model server for %s ready in %.0f s", name, time.monotonic() - started)
         yield url
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 def _wait_until_ready(
@@ -130,18 +129,6 @@ def _tail(path: Path) -> str:
             return handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's group, SIGKILL after a grace period."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
 
 
 @contextmanager

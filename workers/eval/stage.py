@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 
 from app.artifacts import artifact_store
 from app.config import Settings
-from app.db.models import Job, JobKind, JobState
-from app.db.session import session_scope
+from app.db.models import JobKind, JobState
 from bots import messages
 from workers.eval.asking import (
     Answer,
@@ -51,7 +49,7 @@ from workers.eval.results import (
     score_group,
 )
 from workers.eval.serving import ServingError, model_client
-from workers.harness import JobFailed, JobRun
+from workers.harness import JobFailed, JobRun, latest_succeeded_job
 from workers.sdg.dataset import MCQ_DIR
 from workers.sdg.stage import DATASET_DIR, changed_leaves
 from workers.sdg.teacher import HttpTeacher, TeacherError, open_client
@@ -380,25 +378,10 @@ def _judge(settings: Settings) -> HttpTeacher:
     )
 
 
-def _latest_job(run: JobRun, kind: JobKind) -> int | None:
-    with session_scope() as session:
-        return session.scalars(
-            select(Job.id)
-            .where(
-                Job.pull_request_id == run.target.pull_request_id,
-                Job.kind == kind,
-                Job.head_sha == run.target.head_sha,
-                Job.state == JobState.succeeded,
-            )
-            .order_by(Job.id.desc())
-            .limit(1)
-        ).first()
-
-
 def _trained_model(run: JobRun) -> tuple[Path, int]:
     """The final checkpoint of the PR's latest successful train job at this head."""
     missing = JobFailed(messages.EVAL_NO_TRAINED_MODEL.format(sha=run.target.head_sha[:12]))
-    job_id = _latest_job(run, JobKind.train)
+    job_id = latest_succeeded_job(run.target, JobKind.train)
     if job_id is None:
         raise missing
     final = final_checkpoint(
@@ -412,7 +395,7 @@ def _trained_model(run: JobRun) -> tuple[Path, int]:
 def _multiple_choice(run: JobRun) -> dict[str, list[MultipleChoiceQuestion]]:
     """The PR-MMLU questions of the PR's latest successful sdg job at this head (none when
     the PR has no knowledge leaf)."""
-    job_id = _latest_job(run, JobKind.sdg)
+    job_id = latest_succeeded_job(run.target, JobKind.sdg)
     if job_id is None:
         return {}
     local = artifact_store(run.settings).download(job_id, run.artifacts / "generated")

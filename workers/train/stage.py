@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
-from sqlalchemy import select
-
 from app.artifacts import artifact_store
-from app.db.models import Job, JobKind, JobState
-from app.db.session import session_scope
+from app.db.models import JobKind, JobState
 from bots import messages
-from workers.harness import JobFailed, JobRun
+from workers.harness import JobFailed, JobRun, latest_succeeded_job
+from workers.processes import stop_process_group
 from workers.train.launch import launch_command, launch_env
 from workers.train.plan import HF_DIR, OUTPUT_DIR, PlanError, build_plan
 
@@ -31,7 +27,6 @@ PLAN_FILE = "plan.json"
 PROGRESS_FILE = "progress.json"
 METRICS_FILE = "metrics.jsonl"
 POLL_SECONDS = 1.0
-STOP_GRACE_SECONDS = 30.0
 
 
 def train_stage(run: JobRun) -> JobState:
@@ -69,18 +64,7 @@ def train_stage(run: JobRun) -> JobState:
 
 def _generated_data(run: JobRun) -> Path:
     """The dataset directory of the PR's newest successful sdg job for this head commit."""
-    with session_scope() as session:
-        sdg_job_id = session.scalars(
-            select(Job.id)
-            .where(
-                Job.pull_request_id == run.target.pull_request_id,
-                Job.kind == JobKind.sdg,
-                Job.head_sha == run.target.head_sha,
-                Job.state == JobState.succeeded,
-            )
-            .order_by(Job.id.desc())
-            .limit(1)
-        ).first()
+    sdg_job_id = latest_succeeded_job(run.target, JobKind.sdg)
     if sdg_job_id is None:
         raise JobFailed(messages.TRAIN_NO_DATA.format(sha=run.target.head_sha[:12]))
     local = artifact_store(run.settings).download(sdg_job_id, run.artifacts / "generated")
@@ -118,7 +102,7 @@ def run_training(run: JobRun, plan_path: Path, output: Path) -> None:
                 _report(run, output / PROGRESS_FILE)
                 time.sleep(POLL_SECONDS)
         except BaseException:
-            _stop(child)
+            stop_process_group(child)
             raise
     if child.returncode != 0:
         raise JobFailed(messages.TRAIN_CRASHED.format(code=child.returncode))
@@ -135,15 +119,3 @@ def _report(run: JobRun, progress_file: Path) -> None:
     step, total = progress.get("step", 0), progress.get("total_steps") or 0
     fraction = step / total if total else None
     run.progress(f"{phase}: step {step} of {total}", fraction)
-
-
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the whole group, SIGKILL after a grace period."""
-    try:
-        os.killpg(child.pid, signal.SIGTERM)
-        child.wait(STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-    except ProcessLookupError:
-        pass
