@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
 from app.config import get_settings
+from app.db.migrate import MIGRATION_LOCK_KEY
 from app.db.models import Base
 from app.db.session import engine_for
 
@@ -27,6 +29,12 @@ def run_migrations_online() -> None:
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():
+            # Upgrades started together (every pod runs one as it starts, deploy/k8s) take
+            # turns; each reads the version after the previous one committed.
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
             context.run_migrations()
 
 

@@ -10,6 +10,9 @@ from alembic.config import Config
 import migrations
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
+# PostgreSQL advisory lock held by an upgrade (migrations/env.py), so that upgrades started at
+# once by several pods migrate the schema once.
+MIGRATION_LOCK_KEY = 448464856
 
 
 def alembic_config(database_url: str) -> Config:

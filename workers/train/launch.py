@@ -37,7 +37,10 @@ def launch_command(
         f"--master_port={master_port if master_port is not None else free_port()}",
     ]
     if settings.train_hostfile is not None:
-        command.append(f"--hostfile={settings.train_hostfile}")
+        # A hostfile means "run on these nodes over SSH", even when it lists one node: the
+        # launch node need not be one of them (on Kubernetes the train worker launches onto
+        # the GPU pods of deploy/k8s/train-nodes.yaml).
+        command += [f"--hostfile={settings.train_hostfile}", "--force_multi"]
     command += ["--module", LOOP_MODULE, "--plan", str(plan_path)]
     return command
 
