@@ -56,6 +56,15 @@ class Paging:
     def offset(self) -> int:
         return (self.page - 1) * self.per_page
 
+    def read(
+        self, conn: Connection, count: AnySelect, rows: AnySelect
+    ) -> tuple[int, list[AnyRow], bool]:
+        """The total, this page's rows and whether a next page follows: two queries, the
+        second asking for one row more than a page holds."""
+        total = conn.execute(count).scalar_one()
+        found = conn.execute(rows.limit(self.per_page + 1).offset(self.offset)).all()
+        return total, list(found[: self.per_page]), len(found) > self.per_page
+
 
 class Problems(list[str]):
     """Messages about filter values a page ignored (shown above its table)."""

@@ -83,26 +83,23 @@ def delivery_row(row: AnyRow) -> DeliveryRow:
 def list_deliveries(conn: Connection, filters: DeliveryFilters, page: Paging) -> DeliveryPage:
     """A page of deliveries, newest first: two queries (the count and the rows)."""
     where = filters.where()
-    total = conn.execute(select(func.count(Delivery.id)).where(*where)).scalar_one()
     # With a status, the (status, received_at) index gives the order; without, the id does.
     order = (
         (Delivery.received_at.desc(), Delivery.id.desc())
         if filters.status is not None
         else (Delivery.id.desc(),)
     )
-    rows = conn.execute(
-        delivery_select()
-        .where(*where)
-        .order_by(*order)
-        .limit(page.per_page + 1)
-        .offset(page.offset)
-    ).all()
+    total, rows, has_next = page.read(
+        conn,
+        select(func.count(Delivery.id)).where(*where),
+        delivery_select().where(*where).order_by(*order),
+    )
     return DeliveryPage(
         page=page.page,
         per_page=page.per_page,
         total=total,
-        has_next=len(rows) > page.per_page,
-        items=[delivery_row(row) for row in rows[: page.per_page]],
+        has_next=has_next,
+        items=[delivery_row(row) for row in rows],
     )
 
 

@@ -215,20 +215,17 @@ def job_files(row: AnyRow) -> JobFiles:
 def list_jobs(conn: Connection, filters: JobFilters, page: Paging) -> JobPage:
     """A page of jobs, newest first: two queries (the count and the rows)."""
     where = filters.where()
-    total = conn.execute(select(func.count(Job.id)).where(*where)).scalar_one()
-    rows = conn.execute(
-        job_select()
-        .where(*where)
-        .order_by(Job.id.desc())
-        .limit(page.per_page + 1)
-        .offset(page.offset)
-    ).all()
+    total, rows, has_next = page.read(
+        conn,
+        select(func.count(Job.id)).where(*where),
+        job_select().where(*where).order_by(Job.id.desc()),
+    )
     return JobPage(
         page=page.page,
         per_page=page.per_page,
         total=total,
-        has_next=len(rows) > page.per_page,
-        items=[job_row(row) for row in rows[: page.per_page]],
+        has_next=has_next,
+        items=[job_row(row) for row in rows],
     )
 
 

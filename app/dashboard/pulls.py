@@ -205,22 +205,18 @@ def list_pulls(conn: Connection, filters: PullFilters, page: Paging) -> PullPage
     """A page of pull requests, last updated first: the count, the rows, then their triage
     runs and latest jobs (four queries)."""
     where = filters.where()
-    total = conn.execute(select(func.count(PullRequest.id)).where(*where)).scalar_one()
-    rows = conn.execute(
-        pull_select()
-        .where(*where)
-        .order_by(PullRequest.updated_at.desc(), PullRequest.id.desc())
-        .limit(page.per_page + 1)
-        .offset(page.offset)
-    ).all()
-    shown = rows[: page.per_page]
+    total, shown, has_next = page.read(
+        conn,
+        select(func.count(PullRequest.id)).where(*where),
+        pull_select().where(*where).order_by(PullRequest.updated_at.desc(), PullRequest.id.desc()),
+    )
     runs = triage_runs(conn, {r.id: r.head_sha for r in shown})
     jobs = latest_jobs(conn, [r.id for r in shown])
     return PullPage(
         page=page.page,
         per_page=page.per_page,
         total=total,
-        has_next=len(rows) > page.per_page,
+        has_next=has_next,
         items=[pull_row(r, runs.get(r.id), jobs.get(r.id, [])) for r in shown],
     )
 
